@@ -1,0 +1,186 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { PhotoRelayError } from '../../shared/errors.ts';
+import type { RawImage } from './compose.ts';
+import { toImageError } from './image-input.ts';
+import type { OutputOptions } from './options.ts';
+import { compose, decodePhoto, encode, resizeForModel } from './pipeline.ts';
+import type {
+  FromWorker,
+  MaskImage,
+  StageTimings,
+  ToWorker,
+  WorkerConfig,
+  WorkerResult,
+} from './protocol.ts';
+import { buildInputTensor, outputToMask } from './tensor.ts';
+
+/**
+ * The engine's worker: owns the one ONNX session for its model (created once: repeated
+ * create/release leaks in onnxruntime-node) and runs whole jobs, so `session.run()`, which blocks
+ * its thread, never blocks the caller's event loop. Up to two jobs overlap here: the next photo
+ * decodes on libvips' threads while this thread runs inference.
+ */
+const port = parentPort;
+if (!port) throw new Error('worker.ts must run as a worker thread');
+const config = workerData as WorkerConfig;
+const { spec } = config;
+
+function send(message: FromWorker): void {
+  port!.postMessage(message);
+}
+
+let session: ort.InferenceSession;
+/** Serialises inference: one run at a time on the session, in arrival order. */
+let inferenceTail: Promise<unknown> = Promise.resolve();
+
+async function infer(
+  modelInput: Uint8Array,
+): Promise<{ mask: Uint8Array; inferenceMs: number; maskMs: number }> {
+  const tensorData = buildInputTensor(modelInput, spec.input);
+  const { width, height } = spec.input;
+  const dims = spec.input.layout === 'NCHW' ? [1, 3, height, width] : [1, height, width, 3];
+  const run = inferenceTail.then(async () => {
+    const started = performance.now();
+    const outputs = await session.run({
+      [spec.input.name]: new ort.Tensor('float32', tensorData, dims),
+    });
+    const inferenceMs = performance.now() - started;
+    const output = outputs[spec.output.name];
+    if (!output)
+      throw new PhotoRelayError(
+        'E_PROCESSING_FAILED',
+        `Model gave no output "${spec.output.name}".`,
+      );
+    const maskStarted = performance.now();
+    const mask = outputToMask(output.data as Float32Array, spec);
+    for (const tensor of Object.values(outputs)) tensor.dispose();
+    return { mask, inferenceMs, maskMs: performance.now() - maskStarted };
+  });
+  inferenceTail = run.catch(() => undefined);
+  return run;
+}
+
+async function finish(
+  rgb: RawImage,
+  mask: MaskImage,
+  options: OutputOptions,
+  partial: Omit<StageTimings, 'composeMs' | 'encodeMs'>,
+  meta: Pick<WorkerResult, 'inputFormat' | 'originalWidth' | 'originalHeight'>,
+): Promise<WorkerResult> {
+  let started = performance.now();
+  const composed = compose(rgb, { ...mask, channels: 1 }, options);
+  const composeMs = performance.now() - started;
+  started = performance.now();
+  const image = await encode(composed, options);
+  const encodeMs = performance.now() - started;
+  return {
+    image,
+    format: options.format,
+    width: composed.width,
+    height: composed.height,
+    channels: composed.channels,
+    ...meta,
+    mask,
+    timings: { ...partial, composeMs, encodeMs },
+  };
+}
+
+async function segment(bytes: Uint8Array, options: OutputOptions): Promise<WorkerResult> {
+  const started = performance.now();
+  const decoded = await decodePhoto(bytes, options.maxEdge, config.maxPixels);
+  const modelInput = await resizeForModel(decoded.rgb, spec.input);
+  const decodeMs = performance.now() - started;
+  const { mask, inferenceMs, maskMs } = await infer(modelInput);
+  const mask8: MaskImage = { width: spec.input.width, height: spec.input.height, data: mask };
+  return finish(
+    decoded.rgb,
+    mask8,
+    options,
+    { decodeMs, inferenceMs, maskMs },
+    {
+      inputFormat: decoded.format,
+      originalWidth: decoded.originalWidth,
+      originalHeight: decoded.originalHeight,
+    },
+  );
+}
+
+async function render(
+  bytes: Uint8Array,
+  mask: MaskImage,
+  options: OutputOptions,
+): Promise<WorkerResult> {
+  const started = performance.now();
+  const decoded = await decodePhoto(bytes, options.maxEdge, config.maxPixels);
+  const decodeMs = performance.now() - started;
+  return finish(
+    decoded.rgb,
+    mask,
+    options,
+    { decodeMs, inferenceMs: 0, maskMs: 0 },
+    {
+      inputFormat: decoded.format,
+      originalWidth: decoded.originalWidth,
+      originalHeight: decoded.originalHeight,
+    },
+  );
+}
+
+function reportFailure(id: number, error: unknown): void {
+  const known = error instanceof PhotoRelayError ? error : undefined;
+  if (known) {
+    send({ type: 'failed', id, code: known.code, message: known.message });
+    return;
+  }
+  // Anything else from sharp is about the image; anything else at all is a processing failure.
+  const mapped = toImageError(error);
+  const message = error instanceof Error ? error.message : String(error);
+  send({
+    type: 'failed',
+    id,
+    code: mapped.code === 'E_CORRUPT_IMAGE' ? 'E_PROCESSING_FAILED' : mapped.code,
+    message: mapped.code === 'E_CORRUPT_IMAGE' ? `Processing failed: ${message}` : mapped.message,
+  });
+}
+
+function handle(message: ToWorker): void {
+  if (message.type === 'crash-for-test') {
+    // Fault injection for the engine's crash-recovery test: dies like a native crash would.
+    process.exit(70);
+  }
+  const job =
+    message.type === 'segment'
+      ? segment(message.bytes, message.options)
+      : render(message.bytes, message.mask, message.options);
+  job
+    .then((result) => {
+      // Copied, not transferred: sharp's output buffers are external memory and not detachable.
+      send({ type: 'done', id: message.id, result });
+    })
+    .catch((error: unknown) => {
+      reportFailure(message.id, error);
+    });
+}
+
+async function start(): Promise<void> {
+  const started = performance.now();
+  try {
+    session = await ort.InferenceSession.create(config.modelPath, {
+      intraOpNumThreads: config.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      // Spinning threads would steal the cores libvips needs for the next photo's decode.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+  } catch (error) {
+    send({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
+    return;
+  }
+  port!.on('message', handle);
+  send({ type: 'ready', loadMs: performance.now() - started });
+}
+
+void start();
