@@ -65,6 +65,11 @@ export function toImageError(error: unknown): PhotoRelayError {
   return new PhotoRelayError('E_CORRUPT_IMAGE', undefined, { cause: error });
 }
 
+function megapixels(pixels: number): string {
+  const value = pixels / 1e6;
+  return `${value >= 10 ? value.toFixed(0) : value.toFixed(1)} MP`;
+}
+
 export interface ProbedImage {
   format: InputFormat;
   /** Dimensions as stored, before EXIF orientation. */
@@ -89,10 +94,9 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   const { width, height } = metadata;
   if (!width || !height) throw new PhotoRelayError('E_CORRUPT_IMAGE');
   if (width * height > maxPixels) {
-    const megapixels = (width * height) / 1e6;
     throw new PhotoRelayError(
       'E_IMAGE_TOO_LARGE',
-      `The image is ${width}×${height} (${megapixels.toFixed(0)} MP); the limit is ${(maxPixels / 1e6).toFixed(0)} MP.`,
+      `The image is ${width}×${height} (${megapixels(width * height)}); the limit is ${megapixels(maxPixels)}. Send a smaller photo.`,
     );
   }
   return { format, width, height, orientation: metadata.orientation ?? 1 };
