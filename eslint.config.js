@@ -5,7 +5,17 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'coverage', 'bench/results', 'tests/artifacts', 'dbg.ts', '.models'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      'coverage',
+      'bench/results',
+      'tests/artifacts',
+      'dbg.ts',
+      '.models',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   promise.configs['flat/recommended'],
