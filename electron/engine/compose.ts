@@ -1,3 +1,5 @@
+import { orientationView } from './orientation.ts';
+
 export interface RawImage {
   data: Uint8Array;
   width: number;
@@ -6,9 +8,11 @@ export interface RawImage {
 }
 
 export interface ComposeInput {
-  /** Upright RGB pixels at output size. */
+  /** RGB pixels at output size, as stored (before EXIF orientation). */
   rgb: RawImage;
-  /** 8-bit mask at model resolution. */
+  /** EXIF orientation of `rgb`, applied here by index arithmetic (1 = upright). */
+  orientation: number;
+  /** Upright 8-bit mask at model resolution. */
   mask: RawImage;
   /** Solid background; omitted: transparent (RGBA out). */
   background?: [number, number, number];
@@ -30,54 +34,84 @@ function taps(sourceSize: number, targetSize: number) {
   return { lower, upper, weight };
 }
 
+interface WideRow {
+  values: Float32Array;
+  /** First and last output column with a non-zero value (first > last: the row is empty). */
+  first: number;
+  last: number;
+}
+
 /**
- * One pass over the output: upscales the mask bilinearly and writes RGBA (or RGB on a solid
- * background). Doing both in one loop avoids a full-size mask buffer, and fully transparent
- * pixels get colour 0 so the PNG compresses 3–4× better (their colour is invisible anyway).
+ * One pass over the upright output: upscales the mask (separable bilinear; each mask row is
+ * widened once), reads the colour through the orientation mapping, and writes RGBA (or RGB on a
+ * solid background). No full-size mask or rotated copy is ever made. Only the columns where the
+ * mask is non-zero are visited: elsewhere the pixel is fully transparent, and its colour stays at
+ * the zero the buffer starts with (colour 0 makes the PNG 3–4× smaller). With ~80 % of a typical
+ * cut-out transparent, that skip is most of the speed.
  */
-export function composeCutout({ rgb, mask, background }: ComposeInput): RawImage {
-  const { width, height } = rgb;
+export function composeCutout({ rgb, orientation, mask, background }: ComposeInput): RawImage {
+  const view = orientationView(orientation, rgb.width, rgb.height);
+  const { width, height } = view;
   const channels = background ? 3 : 4;
   const out = new Uint8Array(width * height * channels);
+  if (background) Buffer.from(out.buffer).fill(Buffer.from(background));
   const xs = taps(mask.width, width);
   const ys = taps(mask.height, height);
-  const m = mask.data;
   const source = rgb.data;
-  const [bgR, bgG, bgB] = background ?? [0, 0, 0];
-  for (let y = 0; y < height; y++) {
-    const row0 = ys.lower[y]! * mask.width;
-    const row1 = ys.upper[y]! * mask.width;
-    const fy = ys.weight[y]!;
-    let p = y * width * 3;
-    let o = y * width * channels;
-    for (let x = 0; x < width; x++, p += 3, o += channels) {
-      const x0 = xs.lower[x]!;
-      const x1 = xs.upper[x]!;
-      const a = m[row0 + x0]!;
-      const b = m[row0 + x1]!;
-      const c = m[row1 + x0]!;
-      const d = m[row1 + x1]!;
-      let alpha: number;
-      if (a === b && a === c && a === d) {
-        alpha = a;
-      } else {
-        const fx = xs.weight[x]!;
-        const top = a + (b - a) * fx;
-        const bottom = c + (d - c) * fx;
-        alpha = (top + (bottom - top) * fy + 0.5) | 0;
+  const rows = new Map<number, WideRow>();
+  const wideRow = (row: number): WideRow => {
+    let wide = rows.get(row);
+    if (!wide) {
+      const values = new Float32Array(width);
+      const offset = row * mask.width;
+      let first = width;
+      let last = -1;
+      for (let x = 0; x < width; x++) {
+        const a = mask.data[offset + xs.lower[x]!]!;
+        const b = mask.data[offset + xs.upper[x]!]!;
+        const value = a + (b - a) * xs.weight[x]!;
+        values[x] = value;
+        if (value >= 0.5) {
+          if (first === width) first = x;
+          last = x;
+        }
       }
+      wide = { values, first, last };
+      rows.set(row, wide);
+      rows.delete(row - 2); // rows are visited in order; two are live at a time
+    }
+    return wide;
+  };
+  const [bgR, bgG, bgB] = background ?? [0, 0, 0];
+
+  for (let v = 0; v < height; v++) {
+    const top = wideRow(ys.lower[v]!);
+    const bottom = wideRow(ys.upper[v]!);
+    // Outside both rows' non-zero spans, every blend of them rounds to 0.
+    const first = Math.min(top.first, bottom.first);
+    const last = Math.max(top.last, bottom.last);
+    if (first > last) continue;
+    const topValues = top.values;
+    const bottomValues = bottom.values;
+    const fy = ys.weight[v]!;
+    let stored = view.base + v * view.dv + first * view.du;
+    let o = (v * width + first) * channels;
+    for (let u = first; u <= last; u++, stored += view.du, o += channels) {
+      const t = topValues[u]!;
+      const alpha = (t + (bottomValues[u]! - t) * fy + 0.5) | 0;
+      if (alpha === 0) continue;
+      const p = stored * 3;
       if (background) {
-        const t = alpha / 255;
-        out[o] = (source[p]! * t + bgR * (1 - t) + 0.5) | 0;
-        out[o + 1] = (source[p + 1]! * t + bgG * (1 - t) + 0.5) | 0;
-        out[o + 2] = (source[p + 2]! * t + bgB * (1 - t) + 0.5) | 0;
-      } else if (alpha !== 0) {
+        const k = alpha / 255;
+        out[o] = (source[p]! * k + bgR * (1 - k) + 0.5) | 0;
+        out[o + 1] = (source[p + 1]! * k + bgG * (1 - k) + 0.5) | 0;
+        out[o + 2] = (source[p + 2]! * k + bgB * (1 - k) + 0.5) | 0;
+      } else {
         out[o] = source[p]!;
         out[o + 1] = source[p + 1]!;
         out[o + 2] = source[p + 2]!;
         out[o + 3] = alpha;
       }
-      // Transparent pixels keep the zero-filled colour.
     }
   }
   return { data: out, width, height, channels };

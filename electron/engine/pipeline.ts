@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import type { ModelSpec } from '../models/manifest.ts';
 import { composeCutout, type RawImage } from './compose.ts';
-import { probeImage, toImageError, type InputFormat } from './image-input.ts';
+import { toImageError, type InputFormat, type ProbedImage } from './image-input.ts';
+import { orientRaw } from './orientation.ts';
 import { parseHexColour, type OutputOptions } from './options.ts';
 
 export interface DecodedPhoto {
@@ -9,27 +10,29 @@ export interface DecodedPhoto {
   /** Upright size of the original, after EXIF orientation. */
   originalWidth: number;
   originalHeight: number;
-  /** Upright RGB at the output size (the original size when no maxEdge is given). */
+  /** RGB at the output size, as stored: `orientation` is applied later, by index arithmetic. */
   rgb: RawImage;
+  orientation: number;
 }
 
 /**
- * Decode + orient + resize, in one libvips chain. With a maxEdge, JPEG shrink-on-load decodes
- * straight to about the output size, so a 12 MP photo never exists at full resolution. Alpha in
- * the input is dropped, as rembg does: the model decides what is foreground.
+ * Decode + resize to the output size, in one libvips chain. With a maxEdge, JPEG shrink-on-load
+ * decodes straight to about the output size, so a 12 MP photo never exists at full resolution.
+ * Orientation is not applied here (a rotate is a full extra pass over the pixels): the compose
+ * loop applies it by index arithmetic. Alpha in the input is dropped, as rembg does: the model
+ * decides what is foreground.
  */
 export async function decodePhoto(
   bytes: Uint8Array,
+  probed: ProbedImage,
   maxEdge: number | undefined,
   maxPixels: number,
 ): Promise<DecodedPhoto> {
-  const probed = await probeImage(bytes, maxPixels);
   const swapsAxes = probed.orientation >= 5;
-  const originalWidth = swapsAxes ? probed.height : probed.width;
-  const originalHeight = swapsAxes ? probed.width : probed.height;
   try {
-    let chain = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' }).autoOrient();
+    let chain = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' });
     if (maxEdge !== undefined) {
+      // The box is square, so it fits the same whichever way up the photo is stored.
       chain = chain.resize({
         width: maxEdge,
         height: maxEdge,
@@ -44,29 +47,53 @@ export async function decodePhoto(
       .toBuffer({ resolveWithObject: true });
     return {
       format: probed.format,
-      originalWidth,
-      originalHeight,
+      originalWidth: swapsAxes ? probed.height : probed.width,
+      originalHeight: swapsAxes ? probed.width : probed.height,
       rgb: { data, width: info.width, height: info.height, channels: info.channels },
+      orientation: probed.orientation,
     };
   } catch (error) {
     throw toImageError(error);
   }
 }
 
-/** The model's input pixels: the upright RGB resized to the input size, aspect ignored (rembg). */
-export async function resizeForModel(
-  rgb: RawImage,
+/**
+ * The model's input pixels, upright: the photo resized to the input size with aspect ignored
+ * (rembg), decoded straight from the bytes so it can run beside the output decode on the other
+ * core and inference need not wait for the larger decode. Shrink-on-load is used only for large
+ * reductions, where a 12 MP JPEG decodes at 1/8 scale; small photos get the exact full-resolution
+ * Lanczos resize that rembg parity is measured on.
+ */
+export async function decodeModelInput(
+  bytes: Uint8Array,
+  probed: ProbedImage,
   input: ModelSpec['input'],
+  maxPixels: number,
 ): Promise<Uint8Array> {
-  return sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
-    .resize(input.width, input.height, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer();
+  const swapsAxes = probed.orientation >= 5;
+  const width = swapsAxes ? input.height : input.width;
+  const height = swapsAxes ? input.width : input.height;
+  const reduction = Math.min(probed.width / width, probed.height / height);
+  try {
+    const data = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
+      .resize(width, height, {
+        fit: 'fill',
+        kernel: 'lanczos3',
+        fastShrinkOnLoad: reduction >= 4,
+      })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    return orientRaw({ data, width, height, channels: 3 }, probed.orientation).data;
+  } catch (error) {
+    throw toImageError(error);
+  }
 }
 
-export function compose(rgb: RawImage, mask: RawImage, options: OutputOptions): RawImage {
+export function compose(photo: DecodedPhoto, mask: RawImage, options: OutputOptions): RawImage {
   const background = options.background ? parseHexColour(options.background) : undefined;
-  return composeCutout({ rgb, mask, background });
+  return composeCutout({ rgb: photo.rgb, orientation: photo.orientation, mask, background });
 }
 
 /** Encodes the composed pixels. Raw input carries no EXIF/GPS, so none reaches the output. */

@@ -13,9 +13,14 @@ export interface WorkerConfig {
 }
 
 export interface StageTimings {
-  /** decode + orient + resize to output size + resize to model input + tensor. */
+  /**
+   * Header probe + decode + orient + resize to the model input: the part inference waits for.
+   * The output-size decode runs beside it and beside inference.
+   */
   decodeMs: number;
   inferenceMs: number;
+  /** Time still spent waiting for the output-size decode after inference (normally 0). */
+  outputDecodeWaitMs: number;
   /** model output → 8-bit mask at model resolution. */
   maskMs: number;
   /** mask upscale to the output size fused with compositing (one pass). */

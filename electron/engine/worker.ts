@@ -1,10 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { PhotoRelayError } from '../../shared/errors.ts';
-import type { RawImage } from './compose.ts';
-import { toImageError } from './image-input.ts';
+import { probeImage, toImageError } from './image-input.ts';
 import type { OutputOptions } from './options.ts';
-import { compose, decodePhoto, encode, resizeForModel } from './pipeline.ts';
+import { compose, decodeModelInput, decodePhoto, encode, type DecodedPhoto } from './pipeline.ts';
 import type {
   FromWorker,
   MaskImage,
@@ -62,14 +61,13 @@ async function infer(
 }
 
 async function finish(
-  rgb: RawImage,
+  photo: DecodedPhoto,
   mask: MaskImage,
   options: OutputOptions,
   partial: Omit<StageTimings, 'composeMs' | 'encodeMs'>,
-  meta: Pick<WorkerResult, 'inputFormat' | 'originalWidth' | 'originalHeight'>,
 ): Promise<WorkerResult> {
   let started = performance.now();
-  const composed = compose(rgb, { ...mask, channels: 1 }, options);
+  const composed = compose(photo, { ...mask, channels: 1 }, options);
   const composeMs = performance.now() - started;
   started = performance.now();
   const image = await encode(composed, options);
@@ -80,7 +78,9 @@ async function finish(
     width: composed.width,
     height: composed.height,
     channels: composed.channels,
-    ...meta,
+    inputFormat: photo.format,
+    originalWidth: photo.originalWidth,
+    originalHeight: photo.originalHeight,
     mask,
     timings: { ...partial, composeMs, encodeMs },
   };
@@ -88,22 +88,20 @@ async function finish(
 
 async function segment(bytes: Uint8Array, options: OutputOptions): Promise<WorkerResult> {
   const started = performance.now();
-  const decoded = await decodePhoto(bytes, options.maxEdge, config.maxPixels);
-  const modelInput = await resizeForModel(decoded.rgb, spec.input);
+  const probed = await probeImage(bytes, config.maxPixels);
+  // Both decodes start now, on libvips' threads: inference needs only the small one, and the
+  // output-size decode finishes beside it.
+  const decoding = decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
+  // Observed at once: if it fails while inference runs, that must not count as unhandled.
+  decoding.catch(() => undefined);
+  const modelInput = await decodeModelInput(bytes, probed, spec.input, config.maxPixels);
   const decodeMs = performance.now() - started;
   const { mask, inferenceMs, maskMs } = await infer(modelInput);
+  const waitStarted = performance.now();
+  const decoded = await decoding;
+  const outputDecodeWaitMs = performance.now() - waitStarted;
   const mask8: MaskImage = { width: spec.input.width, height: spec.input.height, data: mask };
-  return finish(
-    decoded.rgb,
-    mask8,
-    options,
-    { decodeMs, inferenceMs, maskMs },
-    {
-      inputFormat: decoded.format,
-      originalWidth: decoded.originalWidth,
-      originalHeight: decoded.originalHeight,
-    },
-  );
+  return finish(decoded, mask8, options, { decodeMs, inferenceMs, maskMs, outputDecodeWaitMs });
 }
 
 async function render(
@@ -112,19 +110,15 @@ async function render(
   options: OutputOptions,
 ): Promise<WorkerResult> {
   const started = performance.now();
-  const decoded = await decodePhoto(bytes, options.maxEdge, config.maxPixels);
+  const probed = await probeImage(bytes, config.maxPixels);
+  const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
   const decodeMs = performance.now() - started;
-  return finish(
-    decoded.rgb,
-    mask,
-    options,
-    { decodeMs, inferenceMs: 0, maskMs: 0 },
-    {
-      inputFormat: decoded.format,
-      originalWidth: decoded.originalWidth,
-      originalHeight: decoded.originalHeight,
-    },
-  );
+  return finish(decoded, mask, options, {
+    decodeMs,
+    inferenceMs: 0,
+    maskMs: 0,
+    outputDecodeWaitMs: 0,
+  });
 }
 
 function reportFailure(id: number, error: unknown): void {
