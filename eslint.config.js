@@ -12,7 +12,7 @@ export default tseslint.config(
       'coverage',
       'bench/results',
       'tests/artifacts',
-      'dbg.ts',
+      '.scratch',
       '.models',
     ],
   },
