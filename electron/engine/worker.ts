@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import { probeImage, toImageError } from './image-input.ts';
+import { createSession } from './session.ts';
 import type { OutputOptions } from './options.ts';
 import { compose, decodeModelInput, decodePhoto, encode, type DecodedPhoto } from './pipeline.ts';
 import type {
@@ -160,15 +161,7 @@ function handle(message: ToWorker): void {
 async function start(): Promise<void> {
   const started = performance.now();
   try {
-    session = await ort.InferenceSession.create(config.modelPath, {
-      intraOpNumThreads: config.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-      // Spinning threads would steal the cores libvips needs for the next photo's decode.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    });
+    session = await createSession(config.modelPath, config.threads);
   } catch (error) {
     send({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
     return;
