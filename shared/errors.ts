@@ -5,6 +5,32 @@
  */
 export const ERROR_CATALOG = {
   E_EMPTY_FILE: { status: 400, message: 'The file is empty.' },
+  E_BAD_FORM: {
+    status: 400,
+    message: 'The upload form is invalid: send exactly one file in the field "image".',
+  },
+  E_DESCRIPTION_TOO_LONG: {
+    status: 400,
+    message: 'The description is too long (at most 1,000 characters).',
+  },
+  E_PIN_REQUIRED: {
+    status: 401,
+    message: 'This relay needs the event PIN (header X-Event-Pin or ?pin=).',
+  },
+  E_PIN_WRONG: { status: 401, message: 'The event PIN is wrong.' },
+  E_ADMIN_ONLY: {
+    status: 403,
+    message: 'The admin API answers only on this computer, with the admin token.',
+  },
+  E_ORIGIN_FORBIDDEN: { status: 403, message: 'Requests from this web origin are not allowed.' },
+  E_NOT_FOUND: { status: 404, message: 'Not found.' },
+  E_FILE_TOO_LARGE: { status: 413, message: 'The file is too large.' },
+  E_RATE_LIMITED: { status: 429, message: 'Too many requests. Wait a moment and try again.' },
+  E_STORAGE_FAILED: {
+    status: 507,
+    message: 'The relay could not store the photo (is the disk full?). Tell the operator.',
+  },
+  E_SHUTTING_DOWN: { status: 503, message: 'The relay is shutting down. Try again shortly.' },
   E_BAD_OPTION: { status: 400, message: 'An option has an invalid value.' },
   E_UNSUPPORTED_FORMAT: {
     status: 415,
@@ -73,12 +99,19 @@ export interface ErrorBody {
 export class PhotoRelayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** For 429/503: when the client may try again (sent as Retry-After). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
     super(detail ?? ERROR_CATALOG[code].message, options);
     this.name = 'PhotoRelayError';
     this.code = code;
     this.status = ERROR_CATALOG[code].status;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   toBody(): ErrorBody {

@@ -1,0 +1,155 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import path from 'node:path';
+import { z } from 'zod';
+import { modelIds } from '../models/manifest.ts';
+import { modelsDir, userDataDir } from './paths.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface RelayConfig {
+  port: number;
+  host: string;
+  corsOrigins: string[];
+  logLevel: LogLevel;
+  maxUploadBytes: number;
+  /** undefined: the PIN check is off (EVENT_PIN=off). */
+  eventPin: string | undefined;
+  /** True when the PIN was generated at start (so it must be shown to the operator). */
+  eventPinGenerated: boolean;
+  adminToken: string;
+  dataDir: string;
+  modelsDir: string;
+  model: string | undefined;
+  threads: number | undefined;
+  queueSize: number;
+  maxPixels: number;
+  displayMaxEdge: number;
+  uploadsPerMinute: number;
+  perfLogSeconds: number;
+  /** How long a stop waits for photos in line before leaving them queued for the next start. */
+  shutdownGraceMs: number;
+}
+
+const LOG_LEVELS: Record<string, LogLevel> = {
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+};
+
+const integer = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `${name} must be a whole number`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${name} must be between ${min} and ${max}`);
+
+const envSchema = z.object({
+  PORT: integer('PORT', 0, 65535).default(8000),
+  HOST: z.string().trim().min(1, 'HOST must not be empty').default('0.0.0.0'),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (origins) => origins.every((origin) => /^https?:\/\/[^/\s]+$/.test(origin)),
+      'CORS_ORIGINS must be a comma list of origins like http://192.168.1.20:5173 (no paths)',
+    ),
+  LOG_LEVEL: z
+    .string()
+    .default('INFO')
+    .transform((value) => value.trim().toLowerCase())
+    .refine((value) => value in LOG_LEVELS, 'LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR')
+    .transform((value) => LOG_LEVELS[value]!),
+  MAX_UPLOAD_SIZE: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'MAX_UPLOAD_SIZE must be a number of megabytes')
+    .transform(Number)
+    .refine((mb) => mb > 0 && mb <= 200, 'MAX_UPLOAD_SIZE must be between 0 and 200 (MB)')
+    .default(10),
+  EVENT_PIN: z
+    .string()
+    .trim()
+    .refine(
+      (pin) => pin.toLowerCase() === 'off' || /^[0-9A-Za-z]{4,32}$/.test(pin),
+      'EVENT_PIN must be 4–32 letters or digits, or "off"',
+    )
+    .optional(),
+  ADMIN_TOKEN: z.string().trim().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
+  DATA_DIR: z.string().trim().min(1, 'DATA_DIR must not be empty').optional(),
+  MODELS_DIR: z.string().trim().min(1, 'MODELS_DIR must not be empty').optional(),
+  MODEL: z
+    .string()
+    .trim()
+    .refine((id) => modelIds().includes(id), `MODEL must be one of: ${modelIds().join(', ')}`)
+    .optional(),
+  THREADS: integer('THREADS', 1, 64).optional(),
+  QUEUE_SIZE: integer('QUEUE_SIZE', 1, 10_000).default(32),
+  MAX_PIXELS: integer('MAX_PIXELS', 1_000_000, 268_000_000).default(64_000_000),
+  DISPLAY_MAX_EDGE: integer('DISPLAY_MAX_EDGE', 256, 8192).default(1920),
+  UPLOADS_PER_MINUTE: integer('UPLOADS_PER_MINUTE', 1, 100_000).default(60),
+  PERF_LOG_SECONDS: integer('PERF_LOG_SECONDS', 0, 86_400).default(60),
+  SHUTDOWN_GRACE_SECONDS: integer('SHUTDOWN_GRACE_SECONDS', 0, 600).default(10),
+});
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Reads the relay's settings from the environment. Every bad variable is reported at once, by
+ * name, so the operator fixes them in one go; nothing listens until they are right.
+ */
+export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  const known = Object.keys(envSchema.shape);
+  // Empty strings are treated as unset, as shells and .env files often produce them.
+  const input = Object.fromEntries(
+    known.filter((key) => env[key] !== undefined && env[key] !== '').map((key) => [key, env[key]]),
+  );
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? '');
+        const value = env[name];
+        return `${name}=${JSON.stringify(value)}: ${issue.message}`;
+      }),
+    );
+  }
+  const values = parsed.data;
+  const pinOff = values.EVENT_PIN?.toLowerCase() === 'off';
+  const eventPinGenerated = values.EVENT_PIN === undefined;
+  return {
+    port: values.PORT,
+    host: values.HOST,
+    corsOrigins: values.CORS_ORIGINS,
+    logLevel: values.LOG_LEVEL,
+    maxUploadBytes: Math.round(values.MAX_UPLOAD_SIZE * 1024 * 1024),
+    eventPin: pinOff
+      ? undefined
+      : (values.EVENT_PIN ?? String(randomInt(0, 1_000_000)).padStart(6, '0')),
+    eventPinGenerated,
+    adminToken: values.ADMIN_TOKEN ?? randomBytes(24).toString('base64url'),
+    dataDir: path.resolve(values.DATA_DIR ?? path.join(userDataDir(), 'data')),
+    modelsDir: values.MODELS_DIR ? path.resolve(values.MODELS_DIR) : modelsDir(env),
+    model: values.MODEL,
+    threads: values.THREADS,
+    queueSize: values.QUEUE_SIZE,
+    maxPixels: values.MAX_PIXELS,
+    displayMaxEdge: values.DISPLAY_MAX_EDGE,
+    uploadsPerMinute: values.UPLOADS_PER_MINUTE,
+    perfLogSeconds: values.PERF_LOG_SECONDS,
+    shutdownGraceMs: values.SHUTDOWN_GRACE_SECONDS * 1000,
+  };
+}

@@ -1,0 +1,396 @@
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import cors from 'cors';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { WebSocketServer } from 'ws';
+import { PhotoRelayError } from '../../shared/errors.ts';
+import {
+  HISTORY_ON_CONNECT,
+  PROTOCOL_V2,
+  type ClientRole,
+  type UploadSuccess,
+} from '../../shared/protocol.ts';
+import type { RelayConfig } from '../config/relay-config.ts';
+import { createEngine, type Engine } from '../engine/index.ts';
+import { identifyFormat, probeImage } from '../engine/image-input.ts';
+import { PhotoStore } from '../store/photo-store.ts';
+import { checkAdmin, clientAddress, PinGuard, UploadLimiter } from './auth.ts';
+import { Broadcaster } from './broadcaster.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { readUploadForm } from './multipart.ts';
+import { photoEvent, Processor } from './processor.ts';
+
+export interface Relay {
+  readonly config: RelayConfig;
+  readonly server: http.Server;
+  readonly engine: Engine;
+  readonly store: PhotoStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Listens on config.host:config.port (0 picks a free port); resolves with the bound URL. */
+  start(): Promise<{ port: number; url: string }>;
+  /** Stops accepting, finishes the photos in flight, closes sockets, releases the model. */
+  stop(): Promise<void>;
+}
+
+const ROLES: ClientRole[] = ['display', 'uploader', 'dashboard'];
+
+function sendError(res: Response, error: PhotoRelayError): void {
+  if (error.retryAfterSeconds !== undefined)
+    res.setHeader('Retry-After', String(error.retryAfterSeconds));
+  res.status(error.status).json(error.toBody());
+}
+
+/** Same-origin (the relay's own host) or listed in CORS_ORIGINS. */
+function originAllowed(origin: string, host: string | undefined, extra: string[]): boolean {
+  return (
+    extra.includes(origin) ||
+    (!!host && (origin === `http://${host}` || origin === `https://${host}`))
+  );
+}
+
+/**
+ * Builds the relay (Express app + WebSocket server) without listening, so `npm run serve`, the
+ * tests and the desktop shell all start the same thing.
+ */
+export async function createRelay(
+  config: RelayConfig,
+  options: { logger?: Logger } = {},
+): Promise<Relay> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const store = new PhotoStore(config.dataDir);
+  const engine = await createEngine({
+    model: config.model,
+    modelsDir: config.modelsDir,
+    threads: config.threads,
+    maxPixels: config.maxPixels,
+    // The relay admits at most queueSize photos itself (503 beyond): the engine never refuses.
+    maxQueue: 100_000,
+  });
+  const broadcaster = new Broadcaster({
+    logger,
+    metrics,
+    history: () => store.list(HISTORY_ON_CONNECT, ['done']).map(photoEvent),
+  });
+  const processor = new Processor({
+    store,
+    engine,
+    broadcaster,
+    logger,
+    metrics,
+    displayMaxEdge: config.displayMaxEdge,
+  });
+  const pins = new PinGuard(config.eventPin);
+  const uploads = new UploadLimiter(config.uploadsPerMinute);
+  let stopping = false;
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(
+    cors((req, callback) => {
+      const origin = req.headers.origin;
+      callback(null, {
+        origin: !!origin && originAllowed(origin, req.headers.host, config.corsOrigins),
+        allowedHeaders: ['Content-Type', 'X-Event-Pin'],
+      });
+    }),
+  );
+  // A page on another origin must not post uploads with a PIN it learnt (CSRF): refuse outright.
+  app.use((req, _res, next) => {
+    const origin = req.headers.origin;
+    if (
+      req.method === 'POST' &&
+      origin &&
+      !originAllowed(origin, req.headers.host, config.corsOrigins)
+    ) {
+      throw new PhotoRelayError('E_ORIGIN_FORBIDDEN');
+    }
+    next();
+  });
+
+  const requirePin = async (req: Request, _res: Response, next: NextFunction) => {
+    await pins.check(req);
+    next();
+  };
+
+  app.get('/healthz', (_req, res) => {
+    const ready = !stopping;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ok' : 'stopping',
+      model: engine.model.id,
+      queue: processor.pending,
+      displays: broadcaster.counts().display,
+      pinRequired: pins.enabled,
+    });
+  });
+
+  app.post('/upload/', requirePin, async (req, res) => {
+    if (stopping) throw new PhotoRelayError('E_SHUTTING_DOWN', undefined, { retryAfterSeconds: 5 });
+    const address = clientAddress(req);
+    await uploads.take(address);
+    const form = await readUploadForm(req, config.maxUploadBytes);
+    const receivedAt = performance.now();
+    const received = new Date();
+    // Cheap checks from the header before anything is stored: nothing we refuse is kept.
+    const inputFormat = identifyFormat(form.image);
+    await probeImage(form.image, config.maxPixels);
+    if (processor.pending >= config.queueSize) {
+      throw new PhotoRelayError(
+        'E_QUEUE_FULL',
+        `The relay is busy (${processor.pending} photos in line). It will take yours in a few seconds.`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    const record = await store.accept({
+      bytes: form.image,
+      inputFormat,
+      description: form.description,
+      originalFilename: form.originalFilename,
+      receivedAt: received,
+    });
+    logger.info(
+      {
+        event: 'upload.accepted',
+        photo: record.id,
+        address,
+        bytes: form.image.length,
+        format: inputFormat,
+      },
+      'upload accepted',
+    );
+    const { record: done } = await processor.process(record, form.image, receivedAt);
+    metrics.uploads.inc({ outcome: 'ok' });
+    res.json({
+      status: 'success',
+      processingTime: done.processingTime ?? 0,
+      message: 'Image processed and broadcast successfully',
+      id: done.id,
+    } satisfies UploadSuccess);
+  });
+
+  app.get('/api/photos', requirePin, (req, res) => {
+    const raw = typeof req.query.limit === 'string' ? req.query.limit : '50';
+    const limit = /^\d+$/.test(raw) ? Math.min(Math.max(Number(raw), 1), 1000) : NaN;
+    if (Number.isNaN(limit))
+      throw new PhotoRelayError('E_BAD_OPTION', 'limit must be a whole number from 1 to 1000.');
+    res.json(
+      store
+        .list(limit)
+        .map(({ id, status, timestamp, description, originalFilename, processingTime }) => ({
+          id,
+          status,
+          timestamp,
+          description,
+          originalFilename,
+          processingTime,
+        })),
+    );
+  });
+
+  const findPhoto = (id: string) => {
+    const record = /^[0-9a-f-]{36}$/.test(id) ? store.get(id) : undefined;
+    if (!record) throw new PhotoRelayError('E_NOT_FOUND', `No photo with id "${id}".`);
+    return record;
+  };
+
+  app.get('/api/photos/:id', requirePin, (req, res) => {
+    const { errorCode, errorMessage, width, height, ...item } = findPhoto(String(req.params.id));
+    res.json({
+      ...item,
+      width,
+      height,
+      error: errorCode ? { code: errorCode, message: errorMessage } : null,
+    });
+  });
+
+  app.get('/api/photos/:id/cutout', requirePin, async (req, res) => {
+    const record = findPhoto(String(req.params.id));
+    if (record.status !== 'done') {
+      throw new PhotoRelayError(
+        'E_NOT_FOUND',
+        `Photo ${record.id} has no cut-out (it is ${record.status}).`,
+      );
+    }
+    res.type('png').setHeader('Cache-Control', 'private, max-age=31536000, immutable');
+    res.setHeader('Content-Disposition', `inline; filename="${record.id}.png"`);
+    if (req.query.size === 'full') res.send(await processor.fullCutout(record));
+    else res.sendFile(store.cutoutPath(record.id));
+  });
+
+  app.get('/api/photos/:id/original', requirePin, (req, res) => {
+    const record = findPhoto(String(req.params.id));
+    res.type(record.inputFormat).setHeader('Cache-Control', 'private, max-age=31536000, immutable');
+    res.sendFile(store.originalPath(record.id, record.inputFormat));
+  });
+
+  app.get('/metrics', requirePin, async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.get('/admin/api/metrics', (req, res) => {
+    checkAdmin(req, config.adminToken);
+    const stats = engine.stats();
+    res.json({
+      connections: broadcaster.counts(),
+      queue: { pending: processor.pending, limit: config.queueSize, engine: stats },
+      memory: process.memoryUsage(),
+      uptimeSeconds: process.uptime(),
+      model: engine.model.id,
+    });
+  });
+
+  app.use(() => {
+    throw new PhotoRelayError('E_NOT_FOUND');
+  });
+
+  // The one error middleware: catalog errors become their JSON; anything else is a 500.
+  // Express recognises an error handler by its four parameters.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const known =
+      error instanceof PhotoRelayError
+        ? error
+        : (error as { type?: string }).type === 'entity.too.large'
+          ? new PhotoRelayError('E_FILE_TOO_LARGE')
+          : new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
+    metrics.errors.inc({ code: known.code });
+    if (req.path.startsWith('/upload')) metrics.uploads.inc({ outcome: known.code });
+    const level = known.status >= 500 && known.code !== 'E_QUEUE_FULL' ? 'error' : 'info';
+    logger[level](
+      {
+        event: 'request.error',
+        code: known.code,
+        status: known.status,
+        method: req.method,
+        path: req.path,
+        address: clientAddress(req),
+        err: known === error ? undefined : String(error),
+      },
+      known.message,
+    );
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    // An upload refused before its body was read: close so the client stops sending.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    sendError(res, known);
+  });
+
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 5000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 });
+  wss.on('error', (error) =>
+    logger.error({ event: 'ws.error', err: error.message }, 'WebSocket server error'),
+  );
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => undefined);
+    const refuse = (error: PhotoRelayError) => {
+      metrics.errors.inc({ code: error.code });
+      const body = JSON.stringify(error.toBody());
+      const retry = error.retryAfterSeconds ? `Retry-After: ${error.retryAfterSeconds}\r\n` : '';
+      socket.end(
+        `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
+      );
+    };
+    const url = new URL(req.url ?? '/', 'http://relay');
+    if (url.pathname !== '/ws') return refuse(new PhotoRelayError('E_NOT_FOUND'));
+    if (stopping) return refuse(new PhotoRelayError('E_SHUTTING_DOWN'));
+    const origin = req.headers.origin;
+    if (origin && !originAllowed(origin, req.headers.host, config.corsOrigins)) {
+      return refuse(new PhotoRelayError('E_ORIGIN_FORBIDDEN'));
+    }
+    void pins.check(req).then(
+      () => {
+        const protocol = url.searchParams.get('protocol') === String(PROTOCOL_V2) ? 2 : 1;
+        const requested = url.searchParams.get('role') as ClientRole | null;
+        const role = requested && ROLES.includes(requested) ? requested : 'display';
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          broadcaster.attach(ws, role, protocol, clientAddress(req));
+        });
+      },
+      (error: unknown) => {
+        refuse(
+          error instanceof PhotoRelayError ? error : new PhotoRelayError('E_PROCESSING_FAILED'),
+        );
+      },
+    );
+  });
+
+  let perfTimer: NodeJS.Timeout | undefined;
+
+  return {
+    config,
+    server,
+    engine,
+    store,
+    metrics,
+    logger,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const { port } = server.address() as AddressInfo;
+      const resumed = processor.resumeUnfinished();
+      if (config.perfLogSeconds > 0) {
+        perfTimer = setInterval(() => {
+          logger.info(
+            {
+              event: 'perf',
+              queue: processor.pending,
+              connections: broadcaster.counts(),
+              engine: engine.stats(),
+              rssMb: Math.round(process.memoryUsage().rss / 1e6),
+            },
+            'performance',
+          );
+        }, config.perfLogSeconds * 1000);
+        perfTimer.unref();
+      }
+      const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${port}`;
+      logger.info(
+        { event: 'listening', url, port, model: engine.model.id, resumed },
+        'relay listening',
+      );
+      return { port, url };
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ event: 'stopping', inFlight: processor.pending }, 'stopping');
+      clearInterval(perfTimer);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Finish what is in line if that is quick; anything left stays queued on disk and is
+      // processed at the next start.
+      let graceTimer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        processor.drain(),
+        new Promise((resolve) => (graceTimer = setTimeout(resolve, config.shutdownGraceMs))),
+      ]);
+      clearTimeout(graceTimer);
+      await engine.dispose();
+      await processor.drain();
+      await broadcaster.close();
+      // Keep-alive connections with no request in flight must not hold the process open.
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      store.close();
+      logger.info({ event: 'stopped' }, 'stopped');
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import type { WebSocket } from 'ws';
+import {
+  PROTOCOL_V2,
+  type ClientRole,
+  type OriginalImageMessage,
+  type PhotoEvent,
+  type ServerMessageV2,
+} from '../../shared/protocol.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+interface Client {
+  socket: WebSocket;
+  role: ClientRole;
+  protocol: 1 | 2;
+  address: string;
+  alive: boolean;
+  /** Since when the socket has been over the buffer limit (0: it is not). */
+  congestedSince: number;
+}
+
+export interface BroadcasterOptions {
+  logger: Logger;
+  metrics: Metrics;
+  heartbeatMs?: number;
+  /** A display with more than this queued in its socket skips messages until it catches up. */
+  maxBufferedBytes?: number;
+  /** A display stuck over the limit this long is disconnected (it can reconnect and resync). */
+  stalledMs?: number;
+  history: () => PhotoEvent[];
+}
+
+/**
+ * Every connected WebSocket, by role and protocol. A broadcast is serialised once per protocol
+ * into one Buffer and the same Buffer is sent to every client: with a 2–3 MB base64 image that is
+ * the difference between one JSON.stringify and hundreds. Slow clients are skipped, never waited
+ * for, so one bad display cannot slow the others or grow memory without bound.
+ */
+export class Broadcaster {
+  private readonly clients = new Set<Client>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly maxBufferedBytes: number;
+  private readonly stalledMs: number;
+
+  constructor(private readonly options: BroadcasterOptions) {
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.stalledMs = options.stalledMs ?? 30_000;
+    this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 15_000);
+    this.heartbeat.unref();
+  }
+
+  attach(socket: WebSocket, role: ClientRole, protocol: 1 | 2, address: string): void {
+    const client: Client = { socket, role, protocol, address, alive: true, congestedSince: 0 };
+    this.clients.add(client);
+    this.options.metrics.connections.inc({ role });
+    this.options.logger.info(
+      { event: 'client.connect', role, protocol, address },
+      'client connected',
+    );
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.on('error', (error) => {
+      this.options.logger.warn(
+        { event: 'client.error', role, address, err: error.message },
+        'socket error',
+      );
+    });
+    // Clients have nothing to say on either protocol; anything they send is ignored.
+    socket.on('message', () => undefined);
+    socket.on('close', (code) => {
+      if (!this.clients.delete(client)) return;
+      this.options.metrics.connections.dec({ role });
+      this.options.logger.info(
+        { event: 'client.disconnect', role, protocol, address, code },
+        'client disconnected',
+      );
+    });
+    if (protocol === PROTOCOL_V2) {
+      const hello: ServerMessageV2 = {
+        type: 'hello',
+        protocol: PROTOCOL_V2,
+        serverTime: new Date().toISOString(),
+        role,
+        history: this.options.history(),
+      };
+      socket.send(JSON.stringify(hello));
+    }
+  }
+
+  /** Sends a finished photo to every client; returns how many it was sent to. */
+  broadcastPhoto(event: PhotoEvent, cutoutPng: Buffer): number {
+    let original: Buffer | undefined;
+    let v2: Buffer | undefined;
+    let sent = 0;
+    for (const client of this.clients) {
+      if (client.protocol === 1) {
+        original ??= Buffer.from(
+          JSON.stringify({
+            imageData: cutoutPng.toString('base64'),
+            timestamp: event.timestamp,
+            metadata: {
+              description: event.description,
+              processingTime: event.processingTime,
+              originalFilename: event.originalFilename,
+            },
+          } satisfies OriginalImageMessage),
+        );
+        if (this.deliver(client, original)) sent++;
+      } else {
+        v2 ??= Buffer.from(
+          JSON.stringify({ type: 'photo', photo: event } satisfies ServerMessageV2),
+        );
+        if (this.deliver(client, v2)) sent++;
+      }
+    }
+    return sent;
+  }
+
+  /** Tells protocol-2 clients that a photo is gone (moderation). */
+  broadcastRemoved(id: string): void {
+    const message = Buffer.from(JSON.stringify({ type: 'removed', id } satisfies ServerMessageV2));
+    for (const client of this.clients) if (client.protocol === 2) this.deliver(client, message);
+  }
+
+  private deliver(client: Client, payload: Buffer): boolean {
+    const { socket } = client;
+    if (socket.readyState !== socket.OPEN) return false;
+    if (socket.bufferedAmount > this.maxBufferedBytes) {
+      const now = Date.now();
+      client.congestedSince ||= now;
+      this.options.metrics.broadcastDrops.inc();
+      this.options.logger.warn(
+        {
+          event: 'client.slow',
+          role: client.role,
+          address: client.address,
+          buffered: socket.bufferedAmount,
+        },
+        'display too slow: message skipped',
+      );
+      if (now - client.congestedSince > this.stalledMs) socket.terminate();
+      return false;
+    }
+    client.congestedSince = 0;
+    // One shared Buffer, sent as a text frame (the original clients expect text).
+    socket.send(payload, { binary: false });
+    return true;
+  }
+
+  private beat(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.options.logger.info(
+          { event: 'client.dead', role: client.role, address: client.address },
+          'no pong: disconnecting',
+        );
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }
+
+  counts(): Record<ClientRole, number> {
+    const counts: Record<ClientRole, number> = { display: 0, uploader: 0, dashboard: 0 };
+    for (const client of this.clients) counts[client.role]++;
+    return counts;
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Closes every socket (1001 going away) and waits briefly for them to go. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    const closing = [...this.clients].map(
+      (client) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            client.socket.terminate();
+            resolve();
+          }, 2000);
+          client.socket.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          client.socket.close(1001, 'relay shutting down');
+        }),
+    );
+    await Promise.all(closing);
+  }
+}

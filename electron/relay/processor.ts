@@ -1,0 +1,188 @@
+import { readFile } from 'node:fs/promises';
+import { PhotoRelayError } from '../../shared/errors.ts';
+import type { PhotoEvent } from '../../shared/protocol.ts';
+import type { Engine, MaskImage } from '../engine/index.ts';
+import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
+import type { Broadcaster } from './broadcaster.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface ProcessedPhoto {
+  record: PhotoRecord;
+  event: PhotoEvent;
+}
+
+const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
+export function photoEvent(record: PhotoRecord): PhotoEvent {
+  return {
+    id: record.id,
+    timestamp: record.timestamp,
+    description: record.description,
+    originalFilename: record.originalFilename,
+    processingTime: record.processingTime ?? 0,
+    width: record.width ?? 0,
+    height: record.height ?? 0,
+    cutoutUrl: `/api/photos/${record.id}/cutout`,
+  };
+}
+
+/** Mask file: width and height (uint32 LE) then one byte per pixel. */
+function encodeMask(mask: MaskImage): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(mask.width, 0);
+  header.writeUInt32LE(mask.height, 4);
+  return Buffer.concat([header, mask.data]);
+}
+
+function decodeMask(file: Buffer): MaskImage {
+  const width = file.readUInt32LE(0);
+  const height = file.readUInt32LE(4);
+  return { width, height, data: new Uint8Array(file.subarray(8, 8 + width * height)) };
+}
+
+/**
+ * Takes accepted photos through the engine: processing → cut-out and mask stored → done →
+ * broadcast. Counts what is pending so the relay can refuse new uploads (503) before accepting
+ * more than it can queue, rather than after.
+ */
+export class Processor {
+  private pendingCount = 0;
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly fullRenders = new Map<string, Promise<Buffer>>();
+
+  constructor(
+    private readonly deps: {
+      store: PhotoStore;
+      engine: Engine;
+      broadcaster: Broadcaster;
+      logger: Logger;
+      metrics: Metrics;
+      displayMaxEdge: number;
+    },
+  ) {}
+
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  /** Processes one accepted photo; resolves after its broadcast, rejects with a catalog error. */
+  process(
+    record: PhotoRecord,
+    bytes?: Buffer,
+    receivedAt = performance.now(),
+  ): Promise<ProcessedPhoto> {
+    this.pendingCount++;
+    this.deps.metrics.queueDepth.set(this.pendingCount);
+    const job = this.run(record, bytes, receivedAt).finally(() => {
+      this.pendingCount--;
+      this.deps.metrics.queueDepth.set(this.pendingCount);
+      this.running.delete(job);
+    });
+    this.running.add(job);
+    return job;
+  }
+
+  private async run(
+    record: PhotoRecord,
+    given: Buffer | undefined,
+    receivedAt: number,
+  ): Promise<ProcessedPhoto> {
+    const { store, engine, broadcaster, logger, metrics } = this.deps;
+    const log = logger.child({ photo: record.id });
+    try {
+      const bytes = given ?? (await store.readOriginal(record));
+      store.markProcessing(record.id);
+      log.debug({ event: 'processing.start' }, 'processing');
+      const result = await engine.segment(bytes, { maxEdge: this.deps.displayMaxEdge });
+      const processingMs = round2(performance.now() - receivedAt);
+      await store.saveResult(record.id, {
+        cutout: result.image,
+        mask: encodeMask(result.mask),
+        processingMs,
+        width: result.width,
+        height: result.height,
+      });
+      const done = store.get(record.id)!;
+      const event = photoEvent(done);
+      const displays = broadcaster.broadcastPhoto(event, result.image);
+      metrics.processing.observe(processingMs / 1000);
+      log.info(
+        {
+          event: 'processing.done',
+          processingMs,
+          stages: Object.fromEntries(
+            Object.entries(result.timings).map(([k, v]: [string, number]) => [k, round2(v)]),
+          ),
+          displays,
+          size: `${result.width}x${result.height}`,
+        },
+        'cut-out broadcast',
+      );
+      return { record: done, event };
+    } catch (error) {
+      const failure =
+        error instanceof PhotoRelayError
+          ? error
+          : new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
+      // E_ENGINE_STOPPED means we are shutting down: leave it queued for the next start.
+      if (failure.code !== 'E_ENGINE_STOPPED') {
+        store.markFailed(
+          record.id,
+          failure.code,
+          failure.message,
+          round2(performance.now() - receivedAt),
+        );
+      }
+      log.warn(
+        { event: 'processing.failed', code: failure.code, err: failure.message },
+        'processing failed',
+      );
+      throw failure;
+    }
+  }
+
+  /** Re-processes what a crash or stop left unfinished; they are broadcast late, not dropped. */
+  resumeUnfinished(): number {
+    const unfinished = this.deps.store.unfinished();
+    for (const record of unfinished) {
+      this.process(record).catch(() => undefined); // failures are recorded by run()
+    }
+    if (unfinished.length) {
+      this.deps.logger.info(
+        { event: 'resume', count: unfinished.length },
+        'resuming unfinished photos',
+      );
+    }
+    return unfinished.length;
+  }
+
+  /**
+   * The full-resolution cut-out, made on first request from the stored mask (no inference) at
+   * background priority, then kept on disk: off the latency path of every upload.
+   */
+  fullCutout(record: PhotoRecord): Promise<Buffer> {
+    let render = this.fullRenders.get(record.id);
+    if (!render) {
+      const { store, engine } = this.deps;
+      render = (async () => {
+        const cached = await readFile(store.cutoutPath(record.id, 'full')).catch(() => undefined);
+        if (cached) return cached;
+        const [bytes, mask] = await Promise.all([
+          store.readOriginal(record),
+          store.readMask(record.id),
+        ]);
+        const result = await engine.render(bytes, decodeMask(mask), {}, 'background');
+        await store.saveFullCutout(record.id, result.image);
+        return result.image;
+      })().finally(() => this.fullRenders.delete(record.id));
+      this.fullRenders.set(record.id, render);
+    }
+    return render;
+  }
+
+  /** Waits for the photos being processed now (used at shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+}

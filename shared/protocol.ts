@@ -1,0 +1,64 @@
+/**
+ * The relay's wire protocol, shared by the relay and the pages.
+ *
+ * Two WebSocket protocols share `/ws`:
+ * - the original one (no query parameter besides `pin`): every message is an OriginalImageMessage,
+ *   byte-compatible with the first Python/FastAPI relay;
+ * - protocol 2 (`/ws?pin=…&protocol=2[&role=display|uploader|dashboard]`): typed messages with
+ *   image URLs instead of base64 and the recent history on connect.
+ */
+
+export type PhotoStatus = 'queued' | 'processing' | 'done' | 'failed';
+
+/** `GET /api/photos` items (the original API's fields). */
+export interface PhotoListItem {
+  id: string;
+  status: PhotoStatus;
+  /** When the upload was received, ISO 8601 UTC: the same value the WebSocket message carries. */
+  timestamp: string;
+  description: string;
+  originalFilename: string;
+  processingTime: number | null;
+}
+
+/** `POST /upload/` 200 body. */
+export interface UploadSuccess {
+  status: 'success';
+  processingTime: number;
+  message: 'Image processed and broadcast successfully';
+  id: string;
+}
+
+/** The original protocol's only message. */
+export interface OriginalImageMessage {
+  imageData: string;
+  timestamp: string;
+  metadata: {
+    description: string;
+    processingTime: number;
+    originalFilename: string;
+  };
+}
+
+export type ClientRole = 'display' | 'uploader' | 'dashboard';
+
+/** A finished photo as protocol 2 describes it: URLs relative to the relay, PIN not included. */
+export interface PhotoEvent {
+  id: string;
+  timestamp: string;
+  description: string;
+  originalFilename: string;
+  processingTime: number;
+  width: number;
+  height: number;
+  /** Display-size cut-out (PNG with alpha). */
+  cutoutUrl: string;
+}
+
+export type ServerMessageV2 =
+  | { type: 'hello'; protocol: 2; serverTime: string; role: ClientRole; history: PhotoEvent[] }
+  | { type: 'photo'; photo: PhotoEvent }
+  | { type: 'removed'; id: string };
+
+export const PROTOCOL_V2 = 2;
+export const HISTORY_ON_CONNECT = 50;
