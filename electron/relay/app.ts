@@ -137,20 +137,26 @@ export async function createRelay(
     // Cheap checks from the header before anything is stored: nothing we refuse is kept.
     const inputFormat = identifyFormat(form.image);
     await probeImage(form.image, config.maxPixels);
-    if (processor.pending >= config.queueSize) {
+    if (!processor.admit(config.queueSize)) {
       throw new PhotoRelayError(
         'E_QUEUE_FULL',
         `The relay is busy (${processor.pending} photos in line). It will take yours in a few seconds.`,
         { retryAfterSeconds: 5 },
       );
     }
-    const record = await store.accept({
-      bytes: form.image,
-      inputFormat,
-      description: form.description,
-      originalFilename: form.originalFilename,
-      receivedAt: received,
-    });
+    let record;
+    try {
+      record = await store.accept({
+        bytes: form.image,
+        inputFormat,
+        description: form.description,
+        originalFilename: form.originalFilename,
+        receivedAt: received,
+      });
+    } catch (error) {
+      processor.release();
+      throw error;
+    }
     logger.info(
       {
         event: 'upload.accepted',
@@ -161,7 +167,7 @@ export async function createRelay(
       },
       'upload accepted',
     );
-    const { record: done } = await processor.process(record, form.image, receivedAt);
+    const { record: done } = await processor.process(record, form.image, receivedAt, true);
     metrics.uploads.inc({ outcome: 'ok' });
     res.json({
       status: 'success',

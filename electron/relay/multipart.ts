@@ -35,6 +35,8 @@ export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<
     try {
       parser = busboy({
         headers: req.headers,
+        // The name is kept exactly as sent (it is only ever data, never a path).
+        preservePath: true,
         limits: { fileSize: maxBytes, files: 5, fields: 20, fieldSize: 64 * 1024, parts: 30 },
       });
     } catch {

@@ -66,17 +66,39 @@ export class Processor {
     return this.pendingCount;
   }
 
-  /** Processes one accepted photo; resolves after its broadcast, rejects with a catalog error. */
+  /**
+   * Reserves a place in line before a photo is stored, synchronously, so concurrent uploads
+   * cannot all pass the check. Returns false when the line is full.
+   */
+  admit(limit: number): boolean {
+    if (this.pendingCount >= limit) return false;
+    this.pendingCount++;
+    this.deps.metrics.queueDepth.set(this.pendingCount);
+    return true;
+  }
+
+  /** Gives back a place reserved by admit() for a photo that was then not stored. */
+  release(): void {
+    this.pendingCount--;
+    this.deps.metrics.queueDepth.set(this.pendingCount);
+  }
+
+  /**
+   * Processes one accepted photo (its place already reserved with admit() when `admitted`);
+   * resolves after its broadcast, rejects with a catalog error.
+   */
   process(
     record: PhotoRecord,
     bytes?: Buffer,
     receivedAt = performance.now(),
+    admitted = false,
   ): Promise<ProcessedPhoto> {
-    this.pendingCount++;
-    this.deps.metrics.queueDepth.set(this.pendingCount);
-    const job = this.run(record, bytes, receivedAt).finally(() => {
-      this.pendingCount--;
+    if (!admitted) {
+      this.pendingCount++;
       this.deps.metrics.queueDepth.set(this.pendingCount);
+    }
+    const job = this.run(record, bytes, receivedAt).finally(() => {
+      this.release();
       this.running.delete(job);
     });
     this.running.add(job);

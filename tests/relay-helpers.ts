@@ -1,0 +1,139 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { loadRelayConfig } from '../electron/config/relay-config.ts';
+import { createRelay, type Relay } from '../electron/relay/app.ts';
+import { createLogger } from '../electron/relay/logger.ts';
+
+export const PIN = '4321';
+
+export interface TestRelay {
+  relay: Relay;
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** A real relay on a free port with its own data folder and the real model. */
+export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-data-'));
+  const config = loadRelayConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    EVENT_PIN: PIN,
+    DATA_DIR: dataDir,
+    PERF_LOG_SECONDS: '0',
+    UPLOADS_PER_MINUTE: '10000',
+    MODELS_DIR: process.env.MODELS_DIR ?? '',
+    ...env,
+  });
+  const relay = await createRelay(config, { logger: createLogger('error') });
+  const { port } = await relay.start();
+  return {
+    relay,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    dataDir,
+    async close() {
+      await relay.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface UploadOptions {
+  pin?: string | null;
+  description?: string;
+  filename?: string;
+  type?: string;
+  headers?: Record<string, string>;
+  /** Extra parts appended as-is. */
+  extra?: [string, string | Blob, string?][];
+  noImage?: boolean;
+}
+
+export async function upload(
+  base: string,
+  image: Uint8Array,
+  options: UploadOptions = {},
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const form = new FormData();
+  if (!options.noImage) {
+    form.append(
+      'image',
+      new Blob([image], { type: options.type ?? 'image/jpeg' }),
+      options.filename ?? 'photo.jpg',
+    );
+  }
+  if (options.description !== undefined) form.append('description', options.description);
+  for (const [name, value, filename] of options.extra ?? []) {
+    if (typeof value === 'string') form.append(name, value);
+    else form.append(name, value, filename);
+  }
+  const pin = options.pin === undefined ? PIN : options.pin;
+  const response = await fetch(`${base}/upload/`, {
+    method: 'POST',
+    body: form,
+    headers: { ...(pin === null ? {} : { 'X-Event-Pin': pin }), ...options.headers },
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    headers: response.headers,
+  };
+}
+
+export interface Display {
+  socket: WebSocket;
+  messages: string[];
+  /** Resolves once `count` messages have arrived (or rejects after timeoutMs). */
+  waitFor(count: number, timeoutMs?: number): Promise<string[]>;
+  close(): void;
+}
+
+/** A real `ws` client; resolves when open, rejects with the HTTP status when refused. */
+export function connectDisplay(
+  wsUrl: string,
+  query = `pin=${PIN}`,
+  headers: Record<string, string> = {},
+): Promise<Display> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${wsUrl}?${query}`, { headers });
+    const messages: string[] = [];
+    const waiters: (() => void)[] = [];
+    socket.on('message', (data) => {
+      messages.push(data.toString());
+      for (const waiter of waiters.splice(0)) waiter();
+    });
+    socket.on('unexpected-response', (_req, res) => {
+      reject(
+        Object.assign(new Error(`refused with ${res.statusCode}`), { status: res.statusCode }),
+      );
+    });
+    socket.on('error', reject);
+    socket.on('open', () =>
+      resolve({
+        socket,
+        messages,
+        waitFor(count, timeoutMs = 30_000) {
+          return new Promise((done, fail) => {
+            const timer = setTimeout(
+              () => fail(new Error(`only ${messages.length} of ${count} messages arrived`)),
+              timeoutMs,
+            );
+            const check = () => {
+              if (messages.length >= count) {
+                clearTimeout(timer);
+                done(messages);
+              } else waiters.push(check);
+            };
+            check();
+          });
+        },
+        close: () => socket.close(),
+      }),
+    );
+  });
+}
