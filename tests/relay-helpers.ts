@@ -103,8 +103,8 @@ export function connectDisplay(
     const socket = new WebSocket(`${wsUrl}?${query}`, { headers });
     const messages: string[] = [];
     const waiters: (() => void)[] = [];
-    socket.on('message', (data) => {
-      messages.push(data.toString());
+    socket.on('message', (data: Buffer) => {
+      messages.push(data.toString('utf8'));
       for (const waiter of waiters.splice(0)) waiter();
     });
     socket.on('unexpected-response', (_req, res) => {
@@ -118,15 +118,15 @@ export function connectDisplay(
         socket,
         messages,
         waitFor(count, timeoutMs = 30_000) {
-          return new Promise((done, fail) => {
+          return new Promise((resolveWait, rejectWait) => {
             const timer = setTimeout(
-              () => fail(new Error(`only ${messages.length} of ${count} messages arrived`)),
+              () => rejectWait(new Error(`only ${messages.length} of ${count} messages arrived`)),
               timeoutMs,
             );
             const check = () => {
               if (messages.length >= count) {
                 clearTimeout(timer);
-                done(messages);
+                resolveWait(messages);
               } else waiters.push(check);
             };
             check();
