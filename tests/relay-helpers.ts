@@ -118,15 +118,15 @@ export function connectDisplay(
         socket,
         messages,
         waitFor(count, timeoutMs = 30_000) {
-          return new Promise((resolveWait, rejectWait) => {
+          return new Promise((_resolve, _reject) => {
             const timer = setTimeout(
-              () => rejectWait(new Error(`only ${messages.length} of ${count} messages arrived`)),
+              () => _reject(new Error(`only ${messages.length} of ${count} messages arrived`)),
               timeoutMs,
             );
             const check = () => {
               if (messages.length >= count) {
                 clearTimeout(timer);
-                resolveWait(messages);
+                _resolve(messages);
               } else waiters.push(check);
             };
             check();
