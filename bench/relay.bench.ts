@@ -175,7 +175,7 @@ const relay = spawn(
       DATA_DIR: dataDir,
       LOG_LEVEL: 'ERROR',
       PERF_LOG_SECONDS: '0',
-      UPLOADS_PER_MINUTE: '1000000',
+      UPLOADS_PER_MINUTE: '100000',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   },

@@ -95,3 +95,30 @@ export async function colourDifferenceWhereVisible(a: Uint8Array, b: Uint8Array)
   if (count === 0) throw new Error('no pixel is visible in both cut-outs');
   return sum / count / 255;
 }
+
+/**
+ * Like syntheticPhoto, but the subject is filled with noise, so its cut-out PNG stays large
+ * (about a megabyte at 1400×1000): for tests that need heavy broadcasts.
+ */
+export async function noisyPhoto(width: number, height: number): Promise<Buffer> {
+  const radius = Math.round(Math.min(width, height) * 0.4);
+  const disc = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><circle cx="${width / 2}" cy="${height / 2}" r="${radius}" fill="#fff"/></svg>`,
+  );
+  const noise = await sharp({
+    create: {
+      width,
+      height,
+      channels: 3,
+      background: '#c0a040',
+      noise: { type: 'gaussian', mean: 170, sigma: 50 },
+    },
+  })
+    .composite([{ input: disc, blend: 'dest-in' }])
+    .png()
+    .toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: '#1d2a36' } })
+    .composite([{ input: noise }])
+    .jpeg({ quality: 92 })
+    .toBuffer();
+}

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ConfigError, loadRelayConfig } from '../electron/config/relay-config.ts';
 import { createRelay } from '../electron/relay/app.ts';
 import { createLogger } from '../electron/relay/logger.ts';
-import { modelMissingReason, sharedFile, syntheticPhoto } from './helpers.ts';
+import { modelMissingReason, noisyPhoto, sharedFile, syntheticPhoto } from './helpers.ts';
 import { connectDisplay, PIN, startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
 
 const skipReason = await modelMissingReason('u2netp');
@@ -417,6 +418,51 @@ describe.skipIf(skipReason)('limits and failures', () => {
       expect(Buffer.from(await original.arrayBuffer()).equals(photo)).toBe(true);
       // The engine recovered: the next upload works.
       expect((await upload(relay.url, await syntheticPhoto(300, 200))).status).toBe(200);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('heartbeat: a client that stops answering pings is dropped; live ones stay', async () => {
+    const relay = await startTestRelay({ WS_HEARTBEAT_SECONDS: '1' });
+    try {
+      const live = await connectDisplay(relay.wsUrl);
+      const dead = await new Promise<WebSocket>((resolve, reject) => {
+        const socket = new WebSocket(`${relay.wsUrl}?pin=${PIN}`, { autoPong: false });
+        socket.once('open', () => resolve(socket));
+        socket.once('error', reject);
+      });
+      const closed = new Promise<number>((resolve) => dead.once('close', (code) => resolve(code)));
+      const started = Date.now();
+      expect(await closed).toBe(1006); // terminated, not closed politely
+      expect(Date.now() - started).toBeLessThan(5000);
+      await sleep(1500);
+      expect(live.socket.readyState).toBe(WebSocket.OPEN);
+      live.close();
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('a display that stops reading is skipped; the others get every photo at once', async () => {
+    const relay = await startTestRelay({ WS_MAX_BUFFERED_MB: '1' });
+    try {
+      const fast = await connectDisplay(relay.wsUrl);
+      const slow = await connectDisplay(relay.wsUrl);
+      // Stop reading on the slow display: the relay's socket buffer for it fills up.
+      (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      const photos = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => noisyPhoto(1400 + i, 1000)),
+      );
+      for (const [i, photo] of photos.entries()) {
+        expect((await upload(relay.url, photo, { description: `s${i}` })).status).toBe(200);
+      }
+      await fast.waitFor(12, 10_000);
+      const metrics = await (await fetch(`${relay.url}/metrics?pin=${PIN}`)).text();
+      const drops = Number(/photo_relay_broadcast_drops_total (\d+)/.exec(metrics)?.[1] ?? 0);
+      expect(drops).toBeGreaterThan(0);
+      fast.close();
+      slow.socket.terminate();
     } finally {
       await relay.close();
     }

@@ -28,6 +28,9 @@ export interface RelayConfig {
   perfLogSeconds: number;
   /** How long a stop waits for photos in line before leaving them queued for the next start. */
   shutdownGraceMs: number;
+  heartbeatMs: number;
+  /** A display with more than this waiting in its socket skips broadcasts until it catches up. */
+  maxBufferedBytes: number;
 }
 
 const LOG_LEVELS: Record<string, LogLevel> = {
@@ -98,6 +101,8 @@ const envSchema = z.object({
   UPLOADS_PER_MINUTE: integer('UPLOADS_PER_MINUTE', 1, 100_000).default(60),
   PERF_LOG_SECONDS: integer('PERF_LOG_SECONDS', 0, 86_400).default(60),
   SHUTDOWN_GRACE_SECONDS: integer('SHUTDOWN_GRACE_SECONDS', 0, 600).default(10),
+  WS_HEARTBEAT_SECONDS: integer('WS_HEARTBEAT_SECONDS', 1, 3600).default(15),
+  WS_MAX_BUFFERED_MB: integer('WS_MAX_BUFFERED_MB', 1, 1024).default(16),
 });
 
 export class ConfigError extends Error {
@@ -151,5 +156,7 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     uploadsPerMinute: values.UPLOADS_PER_MINUTE,
     perfLogSeconds: values.PERF_LOG_SECONDS,
     shutdownGraceMs: values.SHUTDOWN_GRACE_SECONDS * 1000,
+    heartbeatMs: values.WS_HEARTBEAT_SECONDS * 1000,
+    maxBufferedBytes: values.WS_MAX_BUFFERED_MB * 1024 * 1024,
   };
 }

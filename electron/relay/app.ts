@@ -72,6 +72,8 @@ export async function createRelay(
   const broadcaster = new Broadcaster({
     logger,
     metrics,
+    heartbeatMs: config.heartbeatMs,
+    maxBufferedBytes: config.maxBufferedBytes,
     history: () => store.list(HISTORY_ON_CONNECT, ['done']).map(photoEvent),
   });
   const processor = new Processor({
