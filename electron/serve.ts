@@ -2,27 +2,19 @@
  * `npm run serve`: the headless relay. Reads the environment (exits non-zero naming every bad
  * variable before listening), starts the relay, prints how to join, stops cleanly on a signal.
  */
-import os from 'node:os';
 import { PhotoRelayError } from '../shared/errors.ts';
 import { ConfigError, loadRelayConfig, type RelayConfig } from './config/relay-config.ts';
 import { createRelay } from './relay/app.ts';
-
-function lanAddresses(): string[] {
-  return Object.values(os.networkInterfaces())
-    .flat()
-    .filter(
-      (info): info is os.NetworkInterfaceInfo => !!info && info.family === 'IPv4' && !info.internal,
-    )
-    .map((info) => info.address);
-}
+import { lanAddresses } from './relay/network.ts';
 
 function banner(config: RelayConfig, port: number): string {
   const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
   const lines = [
     '',
     'Photo Relay is running.',
-    ...hosts.map((host) => `  on the LAN:   http://${host}:${port}/`),
-    `  on this computer: http://localhost:${port}/`,
+    ...hosts.map((host) => `  guests (uploader):  http://${host}:${port}/`),
+    ...hosts.map((host) => `  display wall:       http://${host}:${port}/display`),
+    `  on this computer:   http://localhost:${port}/`,
     config.eventPin
       ? `  event PIN:    ${config.eventPin}${config.eventPinGenerated ? '  (random; set EVENT_PIN to choose it)' : ''}`
       : '  event PIN:    OFF — anyone on the network can upload and watch',

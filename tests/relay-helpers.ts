@@ -13,12 +13,15 @@ export interface TestRelay {
   url: string;
   wsUrl: string;
   dataDir: string;
-  close(): Promise<void>;
+  close(keepData?: boolean): Promise<void>;
 }
 
 /** A real relay on a free port with its own data folder and the real model. */
-export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-data-'));
+export async function startTestRelay(
+  env: Record<string, string> = {},
+  reuseDataDir?: string,
+): Promise<TestRelay> {
+  const dataDir = reuseDataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'photo-relay-data-')));
   const config = loadRelayConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -36,9 +39,9 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     dataDir,
-    async close() {
+    async close(keepData = false) {
       await relay.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (!keepData) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

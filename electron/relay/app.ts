@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WebSocketServer } from 'ws';
@@ -19,6 +21,7 @@ import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { readUploadForm } from './multipart.ts';
+import { lanAddresses } from './network.ts';
 import { photoEvent, Processor } from './processor.ts';
 
 export interface Relay {
@@ -117,6 +120,47 @@ export async function createRelay(
     await pins.check(req);
     next();
   };
+
+  // The pages: built by Vite into dist/renderer and served from here, under a strict CSP.
+  const pagesDir = fileURLToPath(new URL('../../dist/renderer/', import.meta.url));
+  const contentSecurityPolicy = (host: string | undefined) =>
+    [
+      "default-src 'self'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "img-src 'self' blob: data:",
+      `connect-src 'self'${host ? ` ws://${host} wss://${host}` : ''}`,
+      "object-src 'none'",
+      "base-uri 'none'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+    ].join('; ');
+  const page = (file: string) => (req: Request, res: Response) => {
+    const path = `${pagesDir}${file}`;
+    if (!existsSync(path)) {
+      throw new PhotoRelayError(
+        'E_NOT_FOUND',
+        'The pages are not built. Run `npm run build:pages` (npm install does it too).',
+      );
+    }
+    res.setHeader('Content-Security-Policy', contentSecurityPolicy(req.headers.host));
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-cache');
+    res.sendFile(path);
+  };
+  app.get('/', page('pages/uploader/index.html'));
+  app.get('/display', page('pages/display/index.html'));
+  app.use(
+    '/assets',
+    express.static(`${pagesDir}assets`, { immutable: true, maxAge: '365d', fallthrough: false }),
+  );
+
+  app.get('/api/join', requirePin, (req, res) => {
+    const port = (server.address() as AddressInfo | null)?.port;
+    const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
+    res.json({ urls: hosts.map((host) => `http://${host}:${port}`), pinRequired: pins.enabled });
+  });
 
   app.get('/healthz', (_req, res) => {
     const ready = !stopping;

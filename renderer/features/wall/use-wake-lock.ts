@@ -1,0 +1,24 @@
+import { useEffect } from 'react';
+
+/** Keeps the screen on where the Screen Wake Lock API exists (re-acquired when visible again). */
+export function useWakeLock(): void {
+  useEffect(() => {
+    if (!('wakeLock' in navigator)) return;
+    let lock: WakeLockSentinel | undefined;
+    const acquire = () => {
+      if (document.visibilityState !== 'visible') return;
+      void navigator.wakeLock.request('screen').then(
+        (sentinel) => {
+          lock = sentinel;
+        },
+        () => undefined,
+      );
+    };
+    acquire();
+    document.addEventListener('visibilitychange', acquire);
+    return () => {
+      document.removeEventListener('visibilitychange', acquire);
+      void lock?.release();
+    };
+  }, []);
+}
