@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useState, type SyntheticEvent } from '
 import QRCode from 'qrcode';
 import { format, messages } from '../../lib/i18n';
 import { forgetPin, initialPin, rememberPin, withPin } from '../../lib/pin';
-import { DEFAULT_UPLOAD_EDGE, downscale } from './downscale';
+import { downscale, uploadEdge } from './downscale';
 import { useUploadQueue, type QueueView } from './use-upload-queue';
 
 const t = messages();
@@ -133,7 +133,9 @@ export function Uploader() {
   const [pin, setPin] = useState(initialPin);
   const [pinError, setPinError] = useState<string>();
   const [description, setDescription] = useState('');
-  const [smaller, setSmaller] = useState(true);
+  const [smaller, setSmaller] = useState(
+    new URLSearchParams(location.search).get('edge') !== 'off',
+  );
   const [online, setOnline] = useState(navigator.onLine);
 
   const onPinRejected = useCallback((message: string) => {
@@ -158,7 +160,7 @@ export function Uploader() {
       if (!files?.length) return;
       const prepared = await Promise.all(
         Array.from(files).map(async (file) => ({
-          blob: smaller ? await downscale(file, DEFAULT_UPLOAD_EDGE) : file,
+          blob: smaller ? await downscale(file, uploadEdge()) : file,
           name: file.name,
         })),
       );

@@ -5,6 +5,12 @@
  */
 export const DEFAULT_UPLOAD_EDGE = 2048;
 
+/** The edge to downscale to: ?edge=N in the page address overrides the default (for tuning). */
+export function uploadEdge(search = location.search): number {
+  const edge = Number(new URLSearchParams(search).get('edge'));
+  return Number.isInteger(edge) && edge >= 320 && edge <= 8192 ? edge : DEFAULT_UPLOAD_EDGE;
+}
+
 export async function downscale(file: File, maxEdge = DEFAULT_UPLOAD_EDGE): Promise<Blob> {
   let bitmap: ImageBitmap;
   try {

@@ -1,0 +1,145 @@
+/**
+ * `npm run bench` (pages part): a 12 MP phone JPEG sent through the real uploader page in
+ * Chromium over a throttled link, with and without on-phone downscaling, until the display wall
+ * shows it. Chooses the uploader's default edge by measurement. Table printed, JSON in
+ * bench/results/.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const RUNS = Number(process.env.BENCH_PAGE_RUNS ?? 3);
+/** "Crowded Wi-Fi": 8 Mbit/s up, 20 Mbit/s down, 30 ms latency. */
+const LINK = { uploadKbps: 8000, downloadKbps: 20000, latencyMs: 30 };
+const PIN = '1357';
+const repoRoot = path.resolve(import.meta.dirname, '..');
+const phonePhoto = path.resolve(
+  repoRoot,
+  '../shared/photos/edge-cases/derived_12mp_orient6_4032x2688.jpg',
+);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+
+if (!existsSync('/usr/bin/chromium') || !existsSync(phonePhoto)) {
+  console.warn(
+    'pages bench skipped: needs /usr/bin/chromium and ../shared/photos (12 MP phone JPEG)',
+  );
+  process.exit(0);
+}
+
+const port = await new Promise<number>((resolve) => {
+  const server = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port: free } = server.address() as net.AddressInfo;
+    server.close(() => resolve(free));
+  });
+});
+const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-pages-bench-'));
+const relay = spawn(
+  process.execPath,
+  ['--import', 'tsx', path.join(repoRoot, 'electron/serve.ts')],
+  {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      EVENT_PIN: PIN,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'ERROR',
+      PERF_LOG_SECONDS: '0',
+      UPLOADS_PER_MINUTE: '10000',
+    },
+    stdio: 'ignore',
+  },
+);
+const base = `http://127.0.0.1:${port}`;
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--no-first-run',
+  ],
+});
+try {
+  while (
+    !(await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  )
+    await sleep(100);
+  const bytes = await readFile(phonePhoto);
+  const wall = await (
+    await browser.newContext({ viewport: { width: 1920, height: 1080 } })
+  ).newPage();
+  await wall.goto(`${base}/display?pin=${PIN}&interval=600`);
+  const rows: Record<string, unknown>[] = [];
+  for (const edge of ['off', '1280', '2048', '2560', '3200']) {
+    const times: { upload: number; total: number }[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const context = await browser.newContext({
+        viewport: { width: 390, height: 844 },
+        isMobile: true,
+        hasTouch: true,
+      });
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      await page.goto(`${base}/?pin=${PIN}&edge=${edge}`);
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: LINK.latencyMs,
+        uploadThroughput: (LINK.uploadKbps * 1000) / 8,
+        downloadThroughput: (LINK.downloadKbps * 1000) / 8,
+      });
+      const label = `bench-${edge}-${run}`;
+      await page.getByLabel('Message (optional)').fill(label);
+      const started = Date.now();
+      await page
+        .getByTestId('gallery')
+        .setInputFiles({ name: 'phone.jpg', mimeType: 'image/jpeg', buffer: bytes });
+      // Upload finished: the progress bar reaches its end (then the relay is cutting out).
+      await page.waitForFunction(
+        '[...document.querySelectorAll("progress")].some(p => p.value >= 1) || !!document.querySelector("[data-state=done]")',
+        undefined,
+        { timeout: 120_000 },
+      );
+      const uploaded = Date.now() - started;
+      await wall.locator('figure.shown', { hasText: label }).waitFor({ timeout: 120_000 });
+      times.push({ upload: uploaded, total: Date.now() - started });
+      await context.close();
+    }
+    rows.push({
+      'phone downscale': edge === 'off' ? 'off (original 12 MP)' : `long edge ${edge}`,
+      'prepare + upload ms (median)': median(times.map((t) => t.upload)),
+      'until on the wall ms (median)': median(times.map((t) => t.total)),
+    });
+  }
+  console.log(
+    `\nUploader → display wall, 12 MP phone JPEG (${(bytes.length / 1e6).toFixed(1)} MB), link ${LINK.uploadKbps / 1000} Mbit/s up, ${LINK.latencyMs} ms, medians of ${RUNS}\n`,
+  );
+  console.table(rows);
+  const resultsDir = path.join(import.meta.dirname, 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const file = path.join(
+    resultsDir,
+    `pages-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  await writeFile(
+    file,
+    JSON.stringify({ when: new Date().toISOString(), link: LINK, runs: RUNS, rows }, null, 2),
+  );
+  console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
+} finally {
+  await browser.close();
+  relay.kill('SIGTERM');
+  await new Promise((resolve) => relay.once('exit', resolve));
+  await rm(dataDir, { recursive: true, force: true });
+}
