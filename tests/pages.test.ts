@@ -170,7 +170,7 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
   test('the wall survives a relay restart, and a photo chosen while the relay is down arrives', async () => {
     const display = await openDisplay('&layout=grid');
     const uploader = await openUploader();
-    await display.page.waitForFunction("!document.querySelector('.status')");
+    await display.page.locator('.status').waitFor({ state: 'detached', timeout: 30_000 });
 
     await relay.close(true);
     await display.page.locator('.status').waitFor({ timeout: 10_000 });
@@ -187,7 +187,7 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
     relay = await startTestRelay({ PORT: String(port) }, relay.dataDir);
     await uploader.page.getByText('On the screen!').waitFor({ timeout: 60_000 });
     await shownOnWall(display.page, 'sent while down');
-    await display.page.waitForFunction("!document.querySelector('.status')");
+    await display.page.locator('.status').waitFor({ state: 'detached', timeout: 30_000 });
     await display.page.screenshot({ path: path.join(artifacts, 'display-grid-1080p.png') });
     await uploader.context.close();
     await display.context.close();
