@@ -91,3 +91,22 @@ test('toImageError maps libvips wording to catalog codes', () => {
   );
   expect(toImageError(new Error('Input image exceeds pixel limit')).code).toBe('E_IMAGE_TOO_LARGE');
 });
+
+test('truncation is read from the bytes, whatever libvips said', async () => {
+  const { looksTruncated } = await import('../electron/engine/image-input.ts');
+  const jpeg = await syntheticPhoto(200, 100, 'jpeg');
+  const png = await syntheticPhoto(200, 100, 'png');
+  const webp = await syntheticPhoto(200, 100, 'webp');
+  expect(looksTruncated(jpeg, 'jpeg')).toBe(false);
+  expect(looksTruncated(Buffer.concat([jpeg, Buffer.alloc(16)]), 'jpeg')).toBe(false);
+  expect(looksTruncated(jpeg.subarray(0, jpeg.length - 100), 'jpeg')).toBe(true);
+  expect(looksTruncated(png, 'png')).toBe(false);
+  expect(looksTruncated(png.subarray(0, png.length - 20), 'png')).toBe(true);
+  expect(looksTruncated(webp, 'webp')).toBe(false);
+  expect(looksTruncated(webp.subarray(0, webp.length - 20), 'webp')).toBe(true);
+  const cut = { bytes: jpeg.subarray(0, 500), format: 'jpeg' as const };
+  expect(toImageError(new Error('Unknown error'), cut).code).toBe('E_TRUNCATED_IMAGE');
+  expect(toImageError(new Error('Unknown error'), { bytes: jpeg, format: 'jpeg' }).code).toBe(
+    'E_CORRUPT_IMAGE',
+  );
+});

@@ -193,6 +193,29 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
     await display.context.close();
   }, 120_000);
 
+  test('the outbox survives a page reload while uploads fail', async () => {
+    const display = await openDisplay();
+    const uploader = await openUploader();
+    // Uploads fail at the network level (as on a dropped Wi-Fi); the page itself still loads.
+    await uploader.page.route('**/upload/', (route) => route.abort('internetdisconnected'));
+    await uploader.page.getByLabel('Message (optional)').fill('survived a reload');
+    await uploader.page.getByTestId('gallery').setInputFiles({
+      name: 'reload.jpg',
+      mimeType: 'image/jpeg',
+      buffer: await syntheticPhoto(700, 500),
+    });
+    await uploader.page.getByText(/retrying in/).waitFor({ timeout: 10_000 });
+    await uploader.page.reload();
+    await uploader.page
+      .locator('[data-state="waiting"]', { hasText: 'survived a reload' })
+      .waitFor();
+    await uploader.page.unroute('**/upload/');
+    await uploader.page.getByText('On the screen!').waitFor({ timeout: 60_000 });
+    await shownOnWall(display.page, 'survived a reload');
+    await uploader.context.close();
+    await display.context.close();
+  }, 90_000);
+
   test('pages carry a strict Content-Security-Policy and load nothing from elsewhere', async () => {
     const response = await fetch(`${relay.url}/`);
     const csp = response.headers.get('content-security-policy') ?? '';

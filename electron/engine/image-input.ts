@@ -48,12 +48,36 @@ export function identifyFormat(bytes: Uint8Array): InputFormat {
 }
 
 /**
- * Turns libvips' wording into a catalog error. The patterns are the messages libvips/libjpeg/
- * libpng/libwebp print for these conditions.
+ * Whether the file ends before its format says it does: JPEG without its end-of-image marker,
+ * PNG without IEND, WebP shorter than its RIFF size. Read from the bytes, because libvips' error
+ * text is shared between threads and two failing decodes can swap or lose it.
  */
-export function toImageError(error: unknown): PhotoRelayError {
+export function looksTruncated(bytes: Uint8Array, format: InputFormat): boolean {
+  if (format === 'jpeg') {
+    let end = bytes.length;
+    while (end > 2 && bytes[end - 1] === 0) end--; // some writers pad with zeros
+    return !(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9);
+  }
+  if (format === 'png') {
+    return ascii(bytes, Math.max(0, bytes.length - 8), bytes.length - 4) !== 'IEND';
+  }
+  const riffSize = (bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24)) >>> 0;
+  return bytes.length < riffSize + 8;
+}
+
+/**
+ * Turns a decode failure into a catalog error: truncation is read from the bytes when they are
+ * given; otherwise the patterns are the messages libvips/libjpeg/libpng/libwebp print.
+ */
+export function toImageError(
+  error: unknown,
+  input?: { bytes: Uint8Array; format: InputFormat },
+): PhotoRelayError {
   if (error instanceof PhotoRelayError) return error;
   const text = error instanceof Error ? error.message : String(error);
+  if (input && !/pixel limit/i.test(text) && looksTruncated(input.bytes, input.format)) {
+    return new PhotoRelayError('E_TRUNCATED_IMAGE', undefined, { cause: error });
+  }
   if (/pixel limit/i.test(text))
     return new PhotoRelayError('E_IMAGE_TOO_LARGE', undefined, { cause: error });
   if (/corrupt header|contains no image|unsupported image format|bad magic/i.test(text)) {

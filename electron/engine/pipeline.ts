@@ -53,7 +53,7 @@ export async function decodePhoto(
       orientation: probed.orientation,
     };
   } catch (error) {
-    throw toImageError(error);
+    throw toImageError(error, { bytes, format: probed.format });
   }
 }
 
@@ -87,7 +87,7 @@ export async function decodeModelInput(
       .toBuffer();
     return orientRaw({ data, width, height, channels: 3 }, probed.orientation).data;
   } catch (error) {
-    throw toImageError(error);
+    throw toImageError(error, { bytes, format: probed.format });
   }
 }
 
