@@ -62,3 +62,42 @@ export type ServerMessageV2 =
 
 export const PROTOCOL_V2 = 2;
 export const HISTORY_ON_CONNECT = 50;
+
+/** A connected WebSocket client as the admin API lists it. */
+export interface ClientInfo {
+  id: string;
+  role: ClientRole;
+  protocol: 1 | 2;
+  address: string;
+  userAgent: string;
+  connectedAt: string;
+  lastSeenAt: string;
+}
+
+/** A photo as the admin API lists it: the public fields plus moderation and failure state. */
+export interface AdminPhoto extends PhotoListItem {
+  hidden: boolean;
+  approved: boolean;
+  width: number | null;
+  height: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
+export interface AdminOverview {
+  uploaderUrls: string[];
+  displayUrls: string[];
+  pin: string | null;
+  model: string;
+  approvalMode: boolean;
+}
+
+export interface AdminMetrics {
+  connections: Record<ClientRole, number>;
+  queue: { pending: number; limit: number };
+  uploads: { ok: number; failed: number; byCode: Record<string, number> };
+  processingMs: { count: number; p50: number | null; p95: number | null };
+  memory: { rss: number; heapUsed: number };
+  uptimeSeconds: number;
+  model: string;
+}

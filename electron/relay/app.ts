@@ -16,7 +16,8 @@ import type { RelayConfig } from '../config/relay-config.ts';
 import { createEngine, type Engine } from '../engine/index.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import { PhotoStore } from '../store/photo-store.ts';
-import { checkAdmin, clientAddress, PinGuard, UploadLimiter } from './auth.ts';
+import { clientAddress, PinGuard, UploadLimiter } from './auth.ts';
+import { adminRouter } from './admin-routes.ts';
 import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -77,7 +78,7 @@ export async function createRelay(
     metrics,
     heartbeatMs: config.heartbeatMs,
     maxBufferedBytes: config.maxBufferedBytes,
-    history: () => store.list(HISTORY_ON_CONNECT, ['done']).map(photoEvent),
+    history: () => store.listShown(HISTORY_ON_CONNECT).map(photoEvent),
   });
   const processor = new Processor({
     store,
@@ -86,10 +87,12 @@ export async function createRelay(
     logger,
     metrics,
     displayMaxEdge: config.displayMaxEdge,
+    approvalMode: () => store.getSetting('approvalMode', false),
   });
   const pins = new PinGuard(config.eventPin);
   const uploads = new UploadLimiter(config.uploadsPerMinute);
   let stopping = false;
+  const uploadCounts = { ok: 0, failed: 0, byCode: {} as Record<string, number> };
 
   const app = express();
   app.disable('x-powered-by');
@@ -215,6 +218,7 @@ export async function createRelay(
     );
     const { record: done } = await processor.process(record, form.image, receivedAt, true);
     metrics.uploads.inc({ outcome: 'ok' });
+    uploadCounts.ok++;
     res.json({
       status: 'success',
       processingTime: done.processingTime ?? 0,
@@ -260,11 +264,8 @@ export async function createRelay(
 
   app.get('/api/photos/:id/cutout', requirePin, async (req, res) => {
     const record = findPhoto(String(req.params.id));
-    if (record.status !== 'done') {
-      throw new PhotoRelayError(
-        'E_NOT_FOUND',
-        `Photo ${record.id} has no cut-out (it is ${record.status}).`,
-      );
+    if (record.status !== 'done' || record.hidden || !record.approved) {
+      throw new PhotoRelayError('E_NOT_FOUND', `Photo ${record.id} has no cut-out to show.`);
     }
     res.type('png').setHeader('Cache-Control', 'private, max-age=31536000, immutable');
     res.setHeader('Content-Disposition', `inline; filename="${record.id}.png"`);
@@ -282,17 +283,23 @@ export async function createRelay(
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  app.get('/admin/api/metrics', (req, res) => {
-    checkAdmin(req, config.adminToken);
-    const stats = engine.stats();
-    res.json({
-      connections: broadcaster.counts(),
-      queue: { pending: processor.pending, limit: config.queueSize, engine: stats },
-      memory: process.memoryUsage(),
-      uptimeSeconds: process.uptime(),
-      model: engine.model.id,
-    });
-  });
+  app.use(
+    '/admin/api',
+    express.json({ limit: '16kb' }),
+    adminRouter({
+      config,
+      store,
+      engine,
+      broadcaster,
+      processor,
+      baseUrls: () => {
+        const port = (server.address() as AddressInfo | null)?.port;
+        const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
+        return hosts.map((host) => `http://${host}:${port}`);
+      },
+      uploadCounts: () => ({ ...uploadCounts, byCode: { ...uploadCounts.byCode } }),
+    }),
+  );
 
   app.use(() => {
     throw new PhotoRelayError('E_NOT_FOUND');
@@ -309,7 +316,11 @@ export async function createRelay(
           ? new PhotoRelayError('E_FILE_TOO_LARGE')
           : new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
     metrics.errors.inc({ code: known.code });
-    if (req.path.startsWith('/upload')) metrics.uploads.inc({ outcome: known.code });
+    if (req.path.startsWith('/upload')) {
+      metrics.uploads.inc({ outcome: known.code });
+      uploadCounts.failed++;
+      uploadCounts.byCode[known.code] = (uploadCounts.byCode[known.code] ?? 0) + 1;
+    }
     const level = known.status >= 500 && known.code !== 'E_QUEUE_FULL' ? 'error' : 'info';
     logger[level](
       {
@@ -368,7 +379,7 @@ export async function createRelay(
         const requested = url.searchParams.get('role') as ClientRole | null;
         const role = requested && ROLES.includes(requested) ? requested : 'display';
         wss.handleUpgrade(req, socket, head, (ws) => {
-          broadcaster.attach(ws, role, protocol, clientAddress(req));
+          broadcaster.attach(ws, role, protocol, clientAddress(req), req.headers['user-agent']);
         });
       },
       (error: unknown) => {

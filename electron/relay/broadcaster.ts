@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
   PROTOCOL_V2,
+  type ClientInfo,
   type ClientRole,
   type OriginalImageMessage,
   type PhotoEvent,
@@ -10,6 +12,10 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
 interface Client {
+  id: string;
+  userAgent: string;
+  connectedAt: string;
+  lastSeenAt: string;
   socket: WebSocket;
   role: ClientRole;
   protocol: 1 | 2;
@@ -69,8 +75,26 @@ export class Broadcaster {
     this.heartbeat.unref();
   }
 
-  attach(socket: WebSocket, role: ClientRole, protocol: 1 | 2, address: string): void {
-    const client: Client = { socket, role, protocol, address, alive: true, congestedSince: 0 };
+  attach(
+    socket: WebSocket,
+    role: ClientRole,
+    protocol: 1 | 2,
+    address: string,
+    userAgent = '',
+  ): void {
+    const now = new Date().toISOString();
+    const client: Client = {
+      id: randomUUID(),
+      userAgent: userAgent.slice(0, 300),
+      connectedAt: now,
+      lastSeenAt: now,
+      socket,
+      role,
+      protocol,
+      address,
+      alive: true,
+      congestedSince: 0,
+    };
     this.clients.add(client);
     this.options.metrics.connections.inc({ role });
     this.options.logger.info(
@@ -79,6 +103,7 @@ export class Broadcaster {
     );
     socket.on('pong', () => {
       client.alive = true;
+      client.lastSeenAt = new Date().toISOString();
     });
     socket.on('error', (error) => {
       this.options.logger.warn(
@@ -171,6 +196,32 @@ export class Broadcaster {
       client.alive = false;
       client.socket.ping();
     }
+  }
+
+  /** Every connected client, for the operator's dashboard. */
+  list(): ClientInfo[] {
+    return [...this.clients].map(
+      ({ id, role, protocol, address, userAgent, connectedAt, lastSeenAt }) => ({
+        id,
+        role,
+        protocol,
+        address,
+        userAgent,
+        connectedAt,
+        lastSeenAt,
+      }),
+    );
+  }
+
+  /** Disconnects one client (the operator's choice); false when it is already gone. */
+  disconnect(id: string): boolean {
+    for (const client of this.clients) {
+      if (client.id === id) {
+        client.socket.close(4000, 'disconnected by the operator');
+        return true;
+      }
+    }
+    return false;
   }
 
   counts(): Record<ClientRole, number> {

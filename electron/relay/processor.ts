@@ -59,8 +59,43 @@ export class Processor {
       logger: Logger;
       metrics: Metrics;
       displayMaxEdge: number;
+      approvalMode: () => boolean;
     },
   ) {}
+
+  /** The last 200 processing times (ms), for the dashboard's percentiles. */
+  readonly recent: number[] = [];
+
+  /** Approval mode: lets a held-back photo reach the walls. */
+  async approve(record: PhotoRecord): Promise<void> {
+    const { store, broadcaster } = this.deps;
+    store.setApproved(record.id, true);
+    const updated = store.get(record.id)!;
+    if (updated.status === 'done' && !updated.hidden) {
+      broadcaster.broadcastPhoto(photoEvent(updated), await readFile(store.cutoutPath(record.id)));
+    }
+  }
+
+  /** Takes a photo off every wall (or puts it back). */
+  async setHidden(record: PhotoRecord, hidden: boolean): Promise<void> {
+    const { store, broadcaster } = this.deps;
+    store.setHidden(record.id, hidden);
+    if (hidden) broadcaster.broadcastRemoved(record.id);
+    else if (record.status === 'done' && record.approved) {
+      broadcaster.broadcastPhoto(photoEvent(record), await readFile(store.cutoutPath(record.id)));
+    }
+  }
+
+  async remove(record: PhotoRecord): Promise<void> {
+    await this.deps.store.remove(record);
+    this.deps.broadcaster.broadcastRemoved(record.id);
+  }
+
+  /** Processes a failed photo again from its kept original. */
+  retry(record: PhotoRecord): void {
+    this.deps.store.requeue(record.id);
+    this.process(this.deps.store.get(record.id)!).catch(() => undefined);
+  }
 
   get pending(): number {
     return this.pendingCount;
@@ -125,9 +160,13 @@ export class Processor {
         width: result.width,
         height: result.height,
       });
+      if (this.deps.approvalMode()) store.setApproved(record.id, false);
       const done = store.get(record.id)!;
       const event = photoEvent(done);
-      const displays = broadcaster.broadcastPhoto(event, result.image);
+      // In approval mode the photo waits for the operator before reaching any wall.
+      const displays = done.approved ? broadcaster.broadcastPhoto(event, result.image) : 0;
+      this.recent.push(processingMs);
+      if (this.recent.length > 200) this.recent.shift();
       metrics.processing.observe(processingMs / 1000);
       log.info(
         {

@@ -8,6 +8,10 @@ import type { PhotoListItem, PhotoStatus } from '../../shared/protocol.ts';
 
 export interface PhotoRecord extends PhotoListItem {
   inputFormat: string;
+  /** Withdrawn by the operator: on no wall, cut-out not served. */
+  hidden: boolean;
+  /** False while waiting for the operator's approval (approval mode). */
+  approved: boolean;
   errorCode: ErrorCode | null;
   errorMessage: string | null;
   width: number | null;
@@ -26,6 +30,8 @@ interface Row {
   error_message: string | null;
   width: number | null;
   height: number | null;
+  hidden: number;
+  approved: number;
 }
 
 const toRecord = (row: Row): PhotoRecord => ({
@@ -40,6 +46,8 @@ const toRecord = (row: Row): PhotoRecord => ({
   errorMessage: row.error_message,
   width: row.width,
   height: row.height,
+  hidden: row.hidden === 1,
+  approved: row.approved === 1,
 });
 
 function storageError(action: string, error: unknown): PhotoRelayError {
@@ -111,7 +119,16 @@ export class PhotoStore {
         seq INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS photos_by_seq ON photos (seq DESC);
+      CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
+    // Columns added after the first release: moderation state.
+    const columns = new Set(
+      (this.db.prepare('PRAGMA table_info(photos)').all() as { name: string }[]).map((c) => c.name),
+    );
+    if (!columns.has('hidden'))
+      this.db.exec('ALTER TABLE photos ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0');
+    if (!columns.has('approved'))
+      this.db.exec('ALTER TABLE photos ADD COLUMN approved INTEGER NOT NULL DEFAULT 1');
   }
 
   originalPath(id: string, format: string): string {
@@ -175,6 +192,59 @@ export class PhotoStore {
           .all(...statuses, limit) as Row[])
       : (this.db.prepare('SELECT * FROM photos ORDER BY seq DESC LIMIT ?').all(limit) as Row[]);
     return rows.map(toRecord);
+  }
+
+  /** Finished photos the walls may show (not hidden, approved), newest first. */
+  listShown(limit: number): PhotoRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM photos WHERE status = 'done' AND hidden = 0 AND approved = 1 ORDER BY seq DESC LIMIT ?`,
+      )
+      .all(limit) as Row[];
+    return rows.map(toRecord);
+  }
+
+  setHidden(id: string, hidden: boolean): void {
+    this.db.prepare('UPDATE photos SET hidden = ? WHERE id = ?').run(hidden ? 1 : 0, id);
+  }
+
+  setApproved(id: string, approved: boolean): void {
+    this.db.prepare('UPDATE photos SET approved = ? WHERE id = ?').run(approved ? 1 : 0, id);
+  }
+
+  /** Puts a failed photo back in line. */
+  requeue(id: string): void {
+    this.db
+      .prepare(
+        `UPDATE photos SET status = 'queued', error_code = NULL, error_message = NULL WHERE id = ?`,
+      )
+      .run(id);
+  }
+
+  async remove(record: PhotoRecord): Promise<void> {
+    this.db.prepare('DELETE FROM photos WHERE id = ?').run(record.id);
+    await Promise.all(
+      [
+        this.originalPath(record.id, record.inputFormat),
+        this.cutoutPath(record.id),
+        this.cutoutPath(record.id, 'full'),
+        this.maskPath(record.id),
+      ].map((file) => rm(file, { force: true })),
+    );
+  }
+
+  getSetting<T>(key: string, fallback: T): T {
+    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as
+      { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : fallback;
+  }
+
+  setSetting(key: string, value: unknown): void {
+    this.db
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, JSON.stringify(value));
   }
 
   /** Photos a crash or stop left unfinished, oldest first: they are processed again. */
