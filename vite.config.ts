@@ -17,6 +17,7 @@ export default defineConfig({
       input: {
         uploader: path.resolve(import.meta.dirname, 'renderer/pages/uploader/index.html'),
         display: path.resolve(import.meta.dirname, 'renderer/pages/display/index.html'),
+        admin: path.resolve(import.meta.dirname, 'renderer/pages/admin/index.html'),
       },
     },
   },

@@ -15,6 +15,7 @@ function banner(config: RelayConfig, port: number): string {
     ...hosts.map((host) => `  guests (uploader):  http://${host}:${port}/`),
     ...hosts.map((host) => `  display wall:       http://${host}:${port}/display`),
     `  on this computer:   http://localhost:${port}/`,
+    `  operator dashboard: http://localhost:${port}/admin#token=${config.adminToken}`,
     config.eventPin
       ? `  event PIN:    ${config.eventPin}${config.eventPinGenerated ? '  (random; set EVENT_PIN to choose it)' : ''}`
       : '  event PIN:    OFF — anyone on the network can upload and watch',

@@ -16,7 +16,7 @@ import type { RelayConfig } from '../config/relay-config.ts';
 import { createEngine, type Engine } from '../engine/index.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import { PhotoStore } from '../store/photo-store.ts';
-import { clientAddress, PinGuard, UploadLimiter } from './auth.ts';
+import { clientAddress, isLoopback, PinGuard, UploadLimiter } from './auth.ts';
 import { adminRouter } from './admin-routes.ts';
 import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -154,6 +154,12 @@ export async function createRelay(
   };
   app.get('/', page('pages/uploader/index.html'));
   app.get('/display', page('pages/display/index.html'));
+  // The dashboard page is static and holds no secret, but it is only ever useful here.
+  const adminPage = page('pages/admin/index.html');
+  app.get('/admin', (req, res) => {
+    if (!isLoopback(clientAddress(req))) throw new PhotoRelayError('E_ADMIN_ONLY');
+    adminPage(req, res);
+  });
   app.use(
     '/assets',
     express.static(`${pagesDir}assets`, { immutable: true, maxAge: '365d', fallthrough: false }),

@@ -1,0 +1,28 @@
+import { Component, type ReactNode } from 'react';
+
+/** One per panel: a failing panel shows its error and the rest of the dashboard keeps working. */
+export class ErrorBoundary extends Component<
+  { name: string; children: ReactNode },
+  { error?: Error }
+> {
+  override state: { error?: Error } = {};
+
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+
+  override render() {
+    if (this.state.error) {
+      return (
+        <section className="panel" role="alert">
+          <h2>{this.props.name}</h2>
+          <p className="error">This panel failed: {this.state.error.message}</p>
+          <button type="button" onClick={() => this.setState({ error: undefined })}>
+            Try again
+          </button>
+        </section>
+      );
+    }
+    return this.props.children;
+  }
+}
