@@ -5,7 +5,7 @@ export function usePolling<T>(load: () => Promise<T>, intervalMs: number) {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<string>();
   const refresh = useCallback(() => {
-    load().then(
+    void load().then(
       (value) => {
         setData(value);
         setError(undefined);

@@ -7,7 +7,7 @@ import { usePolling } from '../../lib/use-polling';
 function Qr({ url, label }: { url: string; label: string }) {
   const [image, setImage] = useState<string>();
   useEffect(() => {
-    QRCode.toDataURL(url, { margin: 1, width: 180 }).then(setImage, () => undefined);
+    void QRCode.toDataURL(url, { margin: 1, width: 180 }).then(setImage, () => undefined);
   }, [url]);
   return (
     <figure className="qr">

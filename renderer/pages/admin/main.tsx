@@ -35,7 +35,7 @@ function Dashboard() {
   );
   useEffect(() => {
     if (state !== 'checking') return;
-    adminFetch('/overview').then(
+    void adminFetch('/overview').then(
       () => setState('ok'),
       (error: unknown) => setState(error instanceof AdminApiError ? 'refused' : 'checking'),
     );
