@@ -84,12 +84,24 @@ export interface AdminPhoto extends PhotoListItem {
   errorMessage: string | null;
 }
 
+/** Operator settings that persist in the store. */
+export interface RelaySettings {
+  /** 'transparent' or '#rrggbb': what the cut-outs sent to the walls are composed on. */
+  background: string;
+  displayMaxEdge: number;
+  /** Takes effect at the next start (the model is loaded once). */
+  model: string;
+}
+
 export interface AdminOverview {
   uploaderUrls: string[];
   displayUrls: string[];
   pin: string | null;
+  /** The model running now. */
   model: string;
   approvalMode: boolean;
+  settings: RelaySettings;
+  dataDir: string;
 }
 
 export interface AdminMetrics {

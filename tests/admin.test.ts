@@ -184,3 +184,46 @@ describe.skipIf(skipReason)('the admin API (operator)', () => {
     expect(metrics.queue.limit).toBe(32);
   });
 });
+
+describe.skipIf(skipReason)('operator settings and PIN', () => {
+  test('a background colour applies to new cut-outs; bad settings are refused by name; PIN rotates', async () => {
+    const relay = await startTestRelay();
+    const auth = {
+      Authorization: `Bearer ${relay.relay.config.adminToken}`,
+      'Content-Type': 'application/json',
+    };
+    try {
+      const bad = await fetch(`${relay.url}/admin/api/settings`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ background: 'red', displayMaxEdge: 5 }),
+      });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { message: string }).message).toMatch(
+        /background.*displayMaxEdge/s,
+      );
+      const ok = await fetch(`${relay.url}/admin/api/settings`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ background: '#00ff00', displayMaxEdge: 320 }),
+      });
+      expect(ok.status).toBe(200);
+      const { body } = await upload(relay.url, await syntheticPhoto(800, 600));
+      const cutout = await fetch(`${relay.url}/api/photos/${String(body.id)}/cutout?pin=${PIN}`);
+      const { default: sharp } = await import('sharp');
+      const meta = await sharp(Buffer.from(await cutout.arrayBuffer())).metadata();
+      expect([meta.width, meta.height, meta.channels]).toEqual([320, 240, 3]);
+
+      const rotated = (await (
+        await fetch(`${relay.url}/admin/api/pin/rotate`, { method: 'POST', headers: auth })
+      ).json()) as { pin: string };
+      expect(rotated.pin).toMatch(/^\d{6}$/);
+      expect((await upload(relay.url, await syntheticPhoto(100, 100))).status).toBe(401);
+      expect(
+        (await upload(relay.url, await syntheticPhoto(100, 100), { pin: rotated.pin })).status,
+      ).toBe(200);
+    } finally {
+      await relay.close();
+    }
+  });
+});

@@ -1,11 +1,19 @@
 import { Router, type Request } from 'express';
 import archiver from 'archiver';
+import { z } from 'zod';
 import { PhotoRelayError } from '../../shared/errors.ts';
-import type { AdminMetrics, AdminOverview, AdminPhoto } from '../../shared/protocol.ts';
+import type {
+  AdminMetrics,
+  AdminOverview,
+  AdminPhoto,
+  RelaySettings,
+} from '../../shared/protocol.ts';
+import { getModelSpec, modelIds } from '../models/manifest.ts';
+import { checkModel } from '../models/store.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import type { Engine } from '../engine/index.ts';
 import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
-import { checkAdmin } from './auth.ts';
+import { checkAdmin, type PinGuard } from './auth.ts';
 import type { Broadcaster } from './broadcaster.ts';
 import type { Processor } from './processor.ts';
 
@@ -15,6 +23,7 @@ export interface AdminDeps {
   engine: Engine;
   broadcaster: Broadcaster;
   processor: Processor;
+  pins: PinGuard;
   /** LAN base URLs of the relay (http://address:port). */
   baseUrls: () => string[];
   uploadCounts: () => { ok: number; failed: number; byCode: Record<string, number> };
@@ -25,6 +34,27 @@ const percentile = (values: number[], p: number): number | null => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 };
+
+const settingsSchema = z
+  .object({
+    approvalMode: z.boolean(),
+    background: z
+      .string()
+      .regex(/^(transparent|#[0-9a-fA-F]{6})$/, "use 'transparent' or '#rrggbb'"),
+    displayMaxEdge: z.number().int().min(256).max(8192),
+    model: z.string().refine((id) => modelIds().includes(id), `one of ${modelIds().join(', ')}`),
+  })
+  .partial()
+  .strict();
+
+/** Settings kept in the store; those absent fall back to the environment's values. */
+export function readSettings(store: PhotoStore, config: RelayConfig): RelaySettings {
+  return {
+    background: store.getSetting('background', 'transparent'),
+    displayMaxEdge: store.getSetting('displayMaxEdge', config.displayMaxEdge),
+    model: store.getSetting('model', config.model ?? 'u2netp'),
+  };
+}
 
 function adminPhoto(record: PhotoRecord): AdminPhoto {
   const { id, status, timestamp, description, originalFilename, processingTime } = record;
@@ -65,7 +95,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.get('/overview', (_req, res) => {
     const bases = deps.baseUrls();
-    const pin = config.eventPin ?? null;
+    const pin = deps.pins.current ?? null;
     const query = pin ? `?pin=${encodeURIComponent(pin)}` : '';
     res.json({
       uploaderUrls: bases.map((base) => `${base}/${query}`),
@@ -73,7 +103,15 @@ export function adminRouter(deps: AdminDeps): Router {
       pin,
       model: engine.model.id,
       approvalMode: store.getSetting('approvalMode', false),
+      settings: readSettings(store, config),
+      dataDir: config.dataDir,
     } satisfies AdminOverview);
+  });
+
+  router.post('/pin/rotate', (_req, res) => {
+    if (!deps.pins.enabled)
+      throw new PhotoRelayError('E_BAD_OPTION', 'The PIN check is off (EVENT_PIN=off).');
+    res.json({ pin: deps.pins.rotate() });
   });
 
   router.get('/metrics', (_req, res) => {
@@ -138,13 +176,30 @@ export function adminRouter(deps: AdminDeps): Router {
     res.status(204).end();
   });
 
-  router.put('/settings', (req, res) => {
-    const body = req.body as { approvalMode?: unknown } | undefined;
-    if (typeof body?.approvalMode !== 'boolean') {
-      throw new PhotoRelayError('E_BAD_OPTION', 'approvalMode must be true or false.');
+  router.put('/settings', async (req, res) => {
+    const parsed = settingsSchema.safeParse(req.body);
+    if (!parsed.success) {
+      throw new PhotoRelayError(
+        'E_BAD_OPTION',
+        `Invalid settings: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}.`,
+      );
     }
-    store.setSetting('approvalMode', body.approvalMode);
-    res.json({ approvalMode: body.approvalMode });
+    if (parsed.data.model !== undefined) {
+      const status = await checkModel(config.modelsDir, getModelSpec(parsed.data.model), false);
+      if (status.state !== 'ok') {
+        throw new PhotoRelayError(
+          'E_MODEL_MISSING',
+          `Model "${parsed.data.model}" is not installed in ${config.modelsDir}; install it first (photo-relay models install --from DIR).`,
+        );
+      }
+    }
+    for (const [key, value] of Object.entries(parsed.data)) {
+      store.setSetting(key, value);
+    }
+    res.json({
+      approvalMode: store.getSetting('approvalMode', false),
+      ...readSettings(store, config),
+    });
   });
 
   /** Every photo: cut-outs and originals, streamed as a zip (nothing held in memory). */

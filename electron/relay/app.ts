@@ -17,7 +17,7 @@ import { createEngine, type Engine } from '../engine/index.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import { PhotoStore } from '../store/photo-store.ts';
 import { clientAddress, isLoopback, PinGuard, UploadLimiter } from './auth.ts';
-import { adminRouter } from './admin-routes.ts';
+import { adminRouter, readSettings } from './admin-routes.ts';
 import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -66,7 +66,8 @@ export async function createRelay(
   const metrics = createMetrics();
   const store = new PhotoStore(config.dataDir);
   const engine = await createEngine({
-    model: config.model,
+    // The operator's model choice (dashboard) applies from the next start; MODEL overrides it.
+    model: config.model ?? store.getSetting<string | undefined>('model', undefined),
     modelsDir: config.modelsDir,
     threads: config.threads,
     maxPixels: config.maxPixels,
@@ -86,7 +87,13 @@ export async function createRelay(
     broadcaster,
     logger,
     metrics,
-    displayMaxEdge: config.displayMaxEdge,
+    displayOptions: () => {
+      const settings = readSettings(store, config);
+      return {
+        maxEdge: settings.displayMaxEdge,
+        background: settings.background === 'transparent' ? undefined : settings.background,
+      };
+    },
     approvalMode: () => store.getSetting('approvalMode', false),
   });
   const pins = new PinGuard(config.eventPin);
@@ -304,6 +311,7 @@ export async function createRelay(
         return hosts.map((host) => `http://${host}:${port}`);
       },
       uploadCounts: () => ({ ...uploadCounts, byCode: { ...uploadCounts.byCode } }),
+      pins,
     }),
   );
 

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { PhotoRelayError } from '../../shared/errors.ts';
@@ -36,10 +36,20 @@ function retryAfter(result: RateLimiterRes): number {
 export class PinGuard {
   private readonly failures = new RateLimiterMemory(PIN_FAILURES);
 
-  constructor(private readonly pin: string | undefined) {}
+  constructor(private pin: string | undefined) {}
 
   get enabled(): boolean {
     return this.pin !== undefined;
+  }
+
+  get current(): string | undefined {
+    return this.pin;
+  }
+
+  /** A new random 6-digit PIN (the operator's "rotate"); connected clients stay connected. */
+  rotate(): string {
+    this.pin = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    return this.pin;
   }
 
   /** Throws E_RATE_LIMITED, E_PIN_REQUIRED or E_PIN_WRONG; returns when the request may go on. */

@@ -58,7 +58,7 @@ export class Processor {
       broadcaster: Broadcaster;
       logger: Logger;
       metrics: Metrics;
-      displayMaxEdge: number;
+      displayOptions: () => { maxEdge: number; background?: string };
       approvalMode: () => boolean;
     },
   ) {}
@@ -151,7 +151,7 @@ export class Processor {
       const bytes = given ?? (await store.readOriginal(record));
       store.markProcessing(record.id);
       log.debug({ event: 'processing.start' }, 'processing');
-      const result = await engine.segment(bytes, { maxEdge: this.deps.displayMaxEdge });
+      const result = await engine.segment(bytes, this.deps.displayOptions());
       const processingMs = round2(performance.now() - receivedAt);
       await store.saveResult(record.id, {
         cutout: result.image,

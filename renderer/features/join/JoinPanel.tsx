@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import QRCode from 'qrcode';
 import type { AdminOverview } from '../../../shared/protocol';
-import { adminJson } from '../../lib/admin-api';
+import { adminFetch, adminJson } from '../../lib/admin-api';
 import { usePolling } from '../../lib/use-polling';
 
 function Qr({ url, label }: { url: string; label: string }) {
@@ -24,7 +24,7 @@ function Qr({ url, label }: { url: string; label: string }) {
 /** Getting guests and displays connected: LAN addresses, QR codes, the PIN. */
 export function JoinPanel() {
   const load = useCallback(() => adminJson<AdminOverview>('/overview'), []);
-  const { data, error } = usePolling(load, 10_000);
+  const { data, error, refresh } = usePolling(load, 10_000);
   const [index, setIndex] = useState(0);
   if (error) return <p className="error">{error}</p>;
   if (!data) return <p className="muted">Loading…</p>;
@@ -33,8 +33,20 @@ export function JoinPanel() {
   return (
     <div className="join">
       <p>
-        Event PIN: <strong className="pin">{data.pin ?? 'off'}</strong> · model{' '}
-        <code>{data.model}</code>
+        Event PIN:{' '}
+        <strong className="pin" data-testid="pin">
+          {data.pin ?? 'off'}
+        </strong>{' '}
+        {data.pin && (
+          <button
+            type="button"
+            title="A new PIN: connected displays stay connected; guests need the new code"
+            onClick={() => void adminFetch('/pin/rotate', { method: 'POST' }).then(refresh)}
+          >
+            Rotate PIN
+          </button>
+        )}{' '}
+        · model <code>{data.model}</code>
       </p>
       {data.uploaderUrls.length > 1 && (
         <label>

@@ -4,6 +4,7 @@ import { ClientsPanel } from '../../features/clients/ClientsPanel';
 import { JoinPanel } from '../../features/join/JoinPanel';
 import { MetricsPanel } from '../../features/metrics/MetricsPanel';
 import { PhotosPanel } from '../../features/photos/PhotosPanel';
+import { SettingsPanel } from '../../features/settings/SettingsPanel';
 import { UploadPanel } from '../../features/upload/UploadPanel';
 import { adminFetch, adminToken, AdminApiError } from '../../lib/admin-api';
 import { ErrorBoundary } from '../../lib/ErrorBoundary';
@@ -72,6 +73,9 @@ function Dashboard() {
         </Panel>
         <Panel title="Photos" wide>
           <PhotosPanel />
+        </Panel>
+        <Panel title="Settings">
+          <SettingsPanel />
         </Panel>
       </div>
     </main>

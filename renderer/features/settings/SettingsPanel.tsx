@@ -1,0 +1,103 @@
+import { useCallback, useEffect, useState, type SyntheticEvent } from 'react';
+import type { AdminOverview, RelaySettings } from '../../../shared/protocol';
+import { adminJson } from '../../lib/admin-api';
+
+const MODELS = [
+  { id: 'u2netp', label: 'u2netp — general (default)' },
+  { id: 'mediapipe', label: 'mediapipe — people only, very fast' },
+  { id: 'sinet', label: 'sinet — close-up portraits' },
+];
+
+/** Settings that persist in the relay's store: output background, display size, model. */
+export function SettingsPanel() {
+  const [overview, setOverview] = useState<AdminOverview>();
+  const [draft, setDraft] = useState<RelaySettings>();
+  const [message, setMessage] = useState<string>();
+  const load = useCallback(async () => {
+    const current = await adminJson<AdminOverview>('/overview');
+    setOverview(current);
+    setDraft(current.settings);
+  }, []);
+  useEffect(() => {
+    load().catch((error: unknown) => setMessage(String(error)));
+  }, [load]);
+  if (!overview || !draft) return <p className="muted">{message ?? 'Loading…'}</p>;
+  const transparent = draft.background === 'transparent';
+  const save = (event: SyntheticEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    void adminJson('/settings', { method: 'PUT', body: JSON.stringify(draft) }).then(
+      async () => {
+        setMessage(
+          draft.model !== overview.model
+            ? `Saved. The model changes to ${draft.model} at the next start.`
+            : 'Saved.',
+        );
+        await load();
+      },
+      (error: unknown) => setMessage(error instanceof Error ? error.message : String(error)),
+    );
+  };
+  return (
+    <form className="settings" onSubmit={save}>
+      <fieldset>
+        <legend>Cut-out background on the walls</legend>
+        <label className="check">
+          <input
+            type="radio"
+            name="background"
+            checked={transparent}
+            onChange={() => setDraft({ ...draft, background: 'transparent' })}
+          />
+          Transparent
+        </label>
+        <label className="check">
+          <input
+            type="radio"
+            name="background"
+            checked={!transparent}
+            onChange={() => setDraft({ ...draft, background: '#ffffff' })}
+          />
+          Colour
+          <input
+            type="color"
+            aria-label="Background colour"
+            disabled={transparent}
+            value={transparent ? '#ffffff' : draft.background}
+            onChange={(event) => setDraft({ ...draft, background: event.target.value })}
+          />
+        </label>
+      </fieldset>
+      <label>
+        Largest side sent to displays (px){' '}
+        <input
+          type="number"
+          min={256}
+          max={8192}
+          step={64}
+          value={draft.displayMaxEdge}
+          onChange={(event) => setDraft({ ...draft, displayMaxEdge: Number(event.target.value) })}
+        />
+      </label>
+      <label>
+        Model{' '}
+        <select
+          value={draft.model}
+          onChange={(event) => setDraft({ ...draft, model: event.target.value })}
+        >
+          {MODELS.map((model) => (
+            <option key={model.id} value={model.id}>
+              {model.label}
+            </option>
+          ))}
+        </select>{' '}
+        <span className="muted small">running: {overview.model}</span>
+      </label>
+      <button type="submit">Save settings</button>
+      {message && (
+        <p role="status" className="small">
+          {message}
+        </p>
+      )}
+    </form>
+  );
+}
