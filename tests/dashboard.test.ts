@@ -59,6 +59,10 @@ describe.skipIf(skipReason)('operator dashboard in Chromium', () => {
     await page.getByRole('alert').getByText('needs the admin token').waitFor();
     expect(await page.locator('.panel').count()).toBe(0);
     await page.context().close();
+    const japanese = await (await browser.newContext({ locale: 'ja-JP' })).newPage();
+    await japanese.goto(`${relay.url}/admin#token=${relay.relay.config.adminToken}`);
+    await japanese.getByRole('heading', { name: '写真' }).waitFor();
+    await japanese.context().close();
   });
 
   test('a connected display appears in Clients; the token left the address bar', async () => {

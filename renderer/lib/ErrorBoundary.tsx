@@ -1,4 +1,5 @@
 import { Component, type ReactNode } from 'react';
+import { t } from './dashboard-i18n';
 
 /** One per panel: a failing panel shows its error and the rest of the dashboard keeps working. */
 export class ErrorBoundary extends Component<
@@ -16,9 +17,11 @@ export class ErrorBoundary extends Component<
       return (
         <section className="panel" role="alert">
           <h2>{this.props.name}</h2>
-          <p className="error">This panel failed: {this.state.error.message}</p>
+          <p className="error">
+            {t.panelFailed} {this.state.error.message}
+          </p>
           <button type="button" onClick={() => this.setState({ error: undefined })}>
-            Try again
+            {t.tryAgain}
           </button>
         </section>
       );

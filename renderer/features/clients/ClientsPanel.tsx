@@ -2,6 +2,7 @@ import { useCallback } from 'react';
 import type { ClientInfo } from '../../../shared/protocol';
 import { adminFetch, adminJson } from '../../lib/admin-api';
 import { usePolling } from '../../lib/use-polling';
+import { t } from '../../lib/dashboard-i18n';
 
 const time = (iso: string) => new Date(iso).toLocaleTimeString();
 
@@ -10,17 +11,17 @@ export function ClientsPanel() {
   const load = useCallback(() => adminJson<ClientInfo[]>('/clients'), []);
   const { data, error, refresh } = usePolling(load, 2000);
   if (error) return <p className="error">{error}</p>;
-  if (!data) return <p className="muted">Loading…</p>;
-  if (data.length === 0) return <p className="muted">No display is connected yet.</p>;
+  if (!data) return <p className="muted">{t.loading}</p>;
+  if (data.length === 0) return <p className="muted">{t.noClients}</p>;
   return (
     <table className="clients">
       <thead>
         <tr>
-          <th>Role</th>
-          <th>Address</th>
-          <th>Device</th>
-          <th>Connected</th>
-          <th>Last seen</th>
+          <th>{t.role}</th>
+          <th>{t.address}</th>
+          <th>{t.device}</th>
+          <th>{t.connected}</th>
+          <th>{t.lastSeen}</th>
           <th />
         </tr>
       </thead>
@@ -41,7 +42,7 @@ export function ClientsPanel() {
                   void adminFetch(`/clients/${client.id}`, { method: 'DELETE' }).then(refresh)
                 }
               >
-                Disconnect
+                {t.disconnect}
               </button>
             </td>
           </tr>

@@ -3,6 +3,7 @@ import QRCode from 'qrcode';
 import type { AdminOverview } from '../../../shared/protocol';
 import { adminFetch, adminJson } from '../../lib/admin-api';
 import { usePolling } from '../../lib/use-polling';
+import { t } from '../../lib/dashboard-i18n';
 
 function Qr({ url, label }: { url: string; label: string }) {
   const [image, setImage] = useState<string>();
@@ -27,13 +28,13 @@ export function JoinPanel() {
   const { data, error, refresh } = usePolling(load, 10_000);
   const [index, setIndex] = useState(0);
   if (error) return <p className="error">{error}</p>;
-  if (!data) return <p className="muted">Loading…</p>;
+  if (!data) return <p className="muted">{t.loading}</p>;
   const uploader = data.uploaderUrls[index] ?? data.uploaderUrls[0];
   const display = data.displayUrls[index] ?? data.displayUrls[0];
   return (
     <div className="join">
       <p>
-        Event PIN:{' '}
+        {t.eventPin}{' '}
         <strong className="pin" data-testid="pin">
           {data.pin ?? 'off'}
         </strong>{' '}
@@ -43,14 +44,14 @@ export function JoinPanel() {
             title="A new PIN: connected displays stay connected; guests need the new code"
             onClick={() => void adminFetch('/pin/rotate', { method: 'POST' }).then(refresh)}
           >
-            Rotate PIN
+            {t.rotatePin}
           </button>
         )}{' '}
         · model <code>{data.model}</code>
       </p>
       {data.uploaderUrls.length > 1 && (
         <label>
-          Network{' '}
+          {t.network}{' '}
           <select value={index} onChange={(event) => setIndex(Number(event.target.value))}>
             {data.uploaderUrls.map((url, i) => (
               <option key={url} value={i}>
@@ -61,8 +62,8 @@ export function JoinPanel() {
         </label>
       )}
       <div className="qrs">
-        {uploader && <Qr url={uploader} label="Guests: scan to send photos" />}
-        {display && <Qr url={display} label="Displays: open on the TV" />}
+        {uploader && <Qr url={uploader} label={t.guestsQr} />}
+        {display && <Qr url={display} label={t.displaysQr} />}
       </div>
     </div>
   );

@@ -4,6 +4,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { AdminMetrics } from '../../../shared/protocol';
 import { adminJson } from '../../lib/admin-api';
 import { usePolling } from '../../lib/use-polling';
+import { t } from '../../lib/dashboard-i18n';
 
 const WINDOW = 150; // samples kept (5 minutes at 2 s)
 
@@ -91,15 +92,15 @@ export function MetricsPanel() {
     }));
   }, [data]);
   if (error) return <p className="error">{error}</p>;
-  if (!data) return <p className="muted">Loading…</p>;
+  if (!data) return <p className="muted">{t.loading}</p>;
   const total = data.uploads.ok + data.uploads.failed;
   return (
     <div className="metrics">
       <p>
-        Uploads <strong data-testid="uploads-ok">{data.uploads.ok}</strong> ok,{' '}
-        {data.uploads.failed} failed
-        {total > 0 && ` (${((data.uploads.failed / total) * 100).toFixed(1)} % errors)`} · displays{' '}
-        {data.connections.display} · uploaders {data.connections.uploader}
+        {t.uploads} <strong data-testid="uploads-ok">{data.uploads.ok}</strong> {t.ok},{' '}
+        {data.uploads.failed} {t.failed}
+        {total > 0 && ` (${((data.uploads.failed / total) * 100).toFixed(1)} % ${t.errors})`} ·{' '}
+        {t.displays} {data.connections.display} · {t.uploaders} {data.connections.uploader}
       </p>
       {Object.keys(data.uploads.byCode).length > 0 && (
         <ul className="codes">

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import type { AdminOverview, AdminPhoto } from '../../../shared/protocol';
 import { adminFetch, adminJson } from '../../lib/admin-api';
 import { usePolling } from '../../lib/use-polling';
+import { t } from '../../lib/dashboard-i18n';
 
 /** Thumbnails come through the admin API (a header, not a URL secret), shown as blob URLs. */
 function Thumb({ photo }: { photo: AdminPhoto }) {
@@ -52,7 +53,7 @@ export function PhotosPanel() {
     URL.revokeObjectURL(link.href);
   };
   if (error) return <p className="error">{error}</p>;
-  if (!data) return <p className="muted">Loading…</p>;
+  if (!data) return <p className="muted">{t.loading}</p>;
   const [photos, overview] = data;
   return (
     <div className="photos">
@@ -70,13 +71,13 @@ export function PhotosPanel() {
               }).then(refresh, refresh);
             }}
           />
-          Approval mode (photos reach the walls only after you approve them)
+          {t.approvalMode}
         </label>
         <button type="button" onClick={() => void download()}>
-          Download all (zip)
+          {t.downloadAll}
         </button>
       </div>
-      {photos.length === 0 && <p className="muted">No photos yet.</p>}
+      {photos.length === 0 && <p className="muted">{t.noPhotos}</p>}
       <ul className="feed">
         {photos.map((photo) => (
           <li
@@ -88,32 +89,32 @@ export function PhotosPanel() {
             <Thumb photo={photo} />
             <div className="meta">
               <div className="description">
-                {photo.description || <span className="muted">(no message)</span>}
+                {photo.description || <span className="muted">{t.noMessage}</span>}
               </div>
               <div className="muted small">
                 {photo.originalFilename} · {new Date(photo.timestamp).toLocaleTimeString()} ·{' '}
                 {photo.status}
                 {photo.processingTime != null && ` · ${Math.round(photo.processingTime)} ms`}
-                {photo.hidden && ' · hidden'}
-                {!photo.approved && ' · waiting for approval'}
+                {photo.hidden && ` · ${t.hidden}`}
+                {!photo.approved && ` · ${t.waitingApproval}`}
               </div>
               {photo.errorMessage && <div className="error small">{photo.errorMessage}</div>}
             </div>
             <div className="buttons">
               {!photo.approved && (
-                <button onClick={() => act(`/photos/${photo.id}/approve`)}>Approve</button>
+                <button onClick={() => act(`/photos/${photo.id}/approve`)}>{t.approve}</button>
               )}
               {photo.status === 'done' &&
                 (photo.hidden ? (
-                  <button onClick={() => act(`/photos/${photo.id}/show`)}>Show</button>
+                  <button onClick={() => act(`/photos/${photo.id}/show`)}>{t.show}</button>
                 ) : (
-                  <button onClick={() => act(`/photos/${photo.id}/hide`)}>Hide</button>
+                  <button onClick={() => act(`/photos/${photo.id}/hide`)}>{t.hide}</button>
                 ))}
               {photo.status === 'failed' && (
-                <button onClick={() => act(`/photos/${photo.id}/retry`)}>Retry</button>
+                <button onClick={() => act(`/photos/${photo.id}/retry`)}>{t.retry}</button>
               )}
               <button className="danger" onClick={() => act(`/photos/${photo.id}`, 'DELETE')}>
-                Delete
+                {t.delete}
               </button>
             </div>
           </li>

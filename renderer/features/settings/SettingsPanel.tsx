@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState, type SyntheticEvent } from 'react';
 import type { AdminOverview, RelaySettings } from '../../../shared/protocol';
 import { adminJson } from '../../lib/admin-api';
+import { t } from '../../lib/dashboard-i18n';
 
 const MODELS = [
   { id: 'u2netp', label: 'u2netp — general (default)' },
@@ -21,17 +22,13 @@ export function SettingsPanel() {
   useEffect(() => {
     load().catch((error: unknown) => setMessage(String(error)));
   }, [load]);
-  if (!overview || !draft) return <p className="muted">{message ?? 'Loading…'}</p>;
+  if (!overview || !draft) return <p className="muted">{message ?? t.loading}</p>;
   const transparent = draft.background === 'transparent';
   const save = (event: SyntheticEvent<HTMLFormElement>) => {
     event.preventDefault();
     void adminJson('/settings', { method: 'PUT', body: JSON.stringify(draft) }).then(
       async () => {
-        setMessage(
-          draft.model !== overview.model
-            ? `Saved. The model changes to ${draft.model} at the next start.`
-            : 'Saved.',
-        );
+        setMessage(draft.model !== overview.model ? t.modelNextStart : t.saved);
         await load();
       },
       (error: unknown) => setMessage(error instanceof Error ? error.message : String(error)),
@@ -40,7 +37,7 @@ export function SettingsPanel() {
   return (
     <form className="settings" onSubmit={save}>
       <fieldset>
-        <legend>Cut-out background on the walls</legend>
+        <legend>{t.background}</legend>
         <label className="check">
           <input
             type="radio"
@@ -48,7 +45,7 @@ export function SettingsPanel() {
             checked={transparent}
             onChange={() => setDraft({ ...draft, background: 'transparent' })}
           />
-          Transparent
+          {t.transparent}
         </label>
         <label className="check">
           <input
@@ -57,7 +54,7 @@ export function SettingsPanel() {
             checked={!transparent}
             onChange={() => setDraft({ ...draft, background: '#ffffff' })}
           />
-          Colour
+          {t.colour}
           <input
             type="color"
             aria-label="Background colour"
@@ -68,7 +65,7 @@ export function SettingsPanel() {
         </label>
       </fieldset>
       <label>
-        Largest side sent to displays (px){' '}
+        {t.displaySize}{' '}
         <input
           type="number"
           min={256}
@@ -79,7 +76,7 @@ export function SettingsPanel() {
         />
       </label>
       <label>
-        Model{' '}
+        {t.model}{' '}
         <select
           value={draft.model}
           onChange={(event) => setDraft({ ...draft, model: event.target.value })}
@@ -90,9 +87,11 @@ export function SettingsPanel() {
             </option>
           ))}
         </select>{' '}
-        <span className="muted small">running: {overview.model}</span>
+        <span className="muted small">
+          {t.running}: {overview.model}
+        </span>
       </label>
-      <button type="submit">Save settings</button>
+      <button type="submit">{t.save}</button>
       {message && (
         <p role="status" className="small">
           {message}

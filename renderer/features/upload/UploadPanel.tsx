@@ -1,6 +1,7 @@
 import { useCallback, useRef, useState, type DragEvent } from 'react';
 import type { AdminOverview } from '../../../shared/protocol';
 import { adminJson } from '../../lib/admin-api';
+import { t } from '../../lib/dashboard-i18n';
 
 interface Job {
   name: string;
@@ -82,14 +83,14 @@ export function UploadPanel() {
           if (event.key === 'Enter' || event.key === ' ') input.current?.click();
         }}
       >
-        Drop photos here, or click to choose
+        {t.drop}
         <input
           ref={input}
           type="file"
           accept="image/*"
           multiple
           hidden
-          aria-label="Choose photos to upload"
+          aria-label={t.choose}
           onChange={(event) => {
             void send(Array.from(event.target.files ?? []));
             event.target.value = '';

@@ -7,6 +7,7 @@ import { PhotosPanel } from '../../features/photos/PhotosPanel';
 import { SettingsPanel } from '../../features/settings/SettingsPanel';
 import { UploadPanel } from '../../features/upload/UploadPanel';
 import { adminFetch, adminToken, AdminApiError } from '../../lib/admin-api';
+import { t } from '../../lib/dashboard-i18n';
 import { ErrorBoundary } from '../../lib/ErrorBoundary';
 import './admin.css';
 
@@ -45,36 +46,33 @@ function Dashboard() {
     return (
       <main className="refused" role="alert">
         <h1>Photo Relay</h1>
-        <p>
-          The dashboard needs the admin token. Open the address that <code>npm run serve</code>{' '}
-          printed (it ends in <code>#token=…</code>) on this computer.
-        </p>
+        <p>{t.refused}</p>
       </main>
     );
   }
-  if (state === 'checking') return <main className="muted">Connecting…</main>;
+  if (state === 'checking') return <main className="muted">{t.connecting}</main>;
   return (
     <main className="dashboard">
       <header>
         <h1>Photo Relay</h1>
       </header>
       <div className="panels">
-        <Panel title="Join">
+        <Panel title={t.join}>
           <JoinPanel />
         </Panel>
-        <Panel title="Upload">
+        <Panel title={t.upload}>
           <UploadPanel />
         </Panel>
-        <Panel title="Metrics" wide>
+        <Panel title={t.metrics} wide>
           <MetricsPanel />
         </Panel>
-        <Panel title="Clients" wide>
+        <Panel title={t.clients} wide>
           <ClientsPanel />
         </Panel>
-        <Panel title="Photos" wide>
+        <Panel title={t.photos} wide>
           <PhotosPanel />
         </Panel>
-        <Panel title="Settings">
+        <Panel title={t.settings}>
           <SettingsPanel />
         </Panel>
       </div>
