@@ -86,7 +86,7 @@ export interface AdminPhoto extends PhotoListItem {
 
 /** Operator settings that persist in the store. */
 export interface RelaySettings {
-  /** 'transparent' or '#rrggbb': what the cut-outs sent to the walls are composed on. */
+  /** 'transparent', 'image' (the uploaded background image) or '#rrggbb': what the cut-outs sent to the walls are composed on. */
   background: string;
   displayMaxEdge: number;
   /** Takes effect at the next start (the model is loaded once). */
@@ -101,6 +101,7 @@ export interface AdminOverview {
   model: string;
   approvalMode: boolean;
   settings: RelaySettings;
+  hasBackgroundImage: boolean;
   dataDir: string;
 }
 

@@ -214,6 +214,37 @@ describe.skipIf(skipReason)('operator settings and PIN', () => {
       const meta = await sharp(Buffer.from(await cutout.arrayBuffer())).metadata();
       expect([meta.width, meta.height, meta.channels]).toEqual([320, 240, 3]);
 
+      // A background image: the cut-out is put on it, scaled to cover.
+      const { default: sharpLib } = await import('sharp');
+      const blue = await sharpLib({
+        create: { width: 200, height: 100, channels: 3, background: '#0000ff' },
+      })
+        .png()
+        .toBuffer();
+      expect(
+        (
+          await fetch(`${relay.url}/admin/api/background-image`, {
+            method: 'PUT',
+            headers: { ...auth, 'Content-Type': 'image/png' },
+            body: blue,
+          })
+        ).status,
+      ).toBe(200);
+      await fetch(`${relay.url}/admin/api/settings`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ background: 'image' }),
+      });
+      const onImage = await upload(relay.url, await syntheticPhoto(800, 600));
+      const png = Buffer.from(
+        await (
+          await fetch(`${relay.url}/api/photos/${String(onImage.body.id)}/cutout?pin=${PIN}`)
+        ).arrayBuffer(),
+      );
+      const { data, info } = await sharpLib(png).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.channels]).toEqual([320, 3]);
+      expect([...data.subarray(0, 3)]).toEqual([0, 0, 255]); // top-left corner: the background
+
       const rotated = (await (
         await fetch(`${relay.url}/admin/api/pin/rotate`, { method: 'POST', headers: auth })
       ).json()) as { pin: string };

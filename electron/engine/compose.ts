@@ -14,8 +14,11 @@ export interface ComposeInput {
   orientation: number;
   /** Upright 8-bit mask at model resolution. */
   mask: RawImage;
-  /** Solid background; omitted: transparent (RGBA out). */
-  background?: [number, number, number];
+  /**
+   * A solid colour, or RGB pixels at the upright output size (a background image); omitted:
+   * transparent (RGBA out).
+   */
+  background?: [number, number, number] | Uint8Array;
 }
 
 /** Source taps for bilinear sampling with pixel centres aligned (as PIL and libvips do). */
@@ -54,7 +57,8 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
   const { width, height } = view;
   const channels = background ? 3 : 4;
   const out = new Uint8Array(width * height * channels);
-  if (background) Buffer.from(out.buffer).fill(Buffer.from(background));
+  if (background instanceof Uint8Array) out.set(background.subarray(0, out.length));
+  else if (background) Buffer.from(out.buffer).fill(Buffer.from(background));
   const xs = taps(mask.width, width);
   const ys = taps(mask.height, height);
   const source = rgb.data;
@@ -82,7 +86,8 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
     }
     return wide;
   };
-  const [bgR, bgG, bgB] = background ?? [0, 0, 0];
+  const [bgR, bgG, bgB] = background instanceof Uint8Array ? [0, 0, 0] : (background ?? [0, 0, 0]);
+  const bgPixels = background instanceof Uint8Array ? background : undefined;
 
   for (let v = 0; v < height; v++) {
     const top = wideRow(ys.lower[v]!);
@@ -103,9 +108,12 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
       const p = stored * 3;
       if (background) {
         const k = alpha / 255;
-        out[o] = (source[p]! * k + bgR * (1 - k) + 0.5) | 0;
-        out[o + 1] = (source[p + 1]! * k + bgG * (1 - k) + 0.5) | 0;
-        out[o + 2] = (source[p + 2]! * k + bgB * (1 - k) + 0.5) | 0;
+        const r = bgPixels ? bgPixels[o]! : bgR;
+        const g = bgPixels ? bgPixels[o + 1]! : bgG;
+        const b = bgPixels ? bgPixels[o + 2]! : bgB;
+        out[o] = (source[p]! * k + r * (1 - k) + 0.5) | 0;
+        out[o + 1] = (source[p + 1]! * k + g * (1 - k) + 0.5) | 0;
+        out[o + 2] = (source[p + 2]! * k + b * (1 - k) + 0.5) | 0;
       } else {
         out[o] = source[p]!;
         out[o + 1] = source[p + 1]!;

@@ -19,6 +19,12 @@ const outputOptionsSchema = z
       .string()
       .regex(/^#[0-9a-fA-F]{6}$/, "background must be a colour written '#rrggbb', e.g. '#ffffff'")
       .optional(),
+    /** A photo (JPEG/PNG/WebP bytes) to put behind the cut-out, scaled to cover it. */
+    backgroundImage: z
+      .custom<Uint8Array>((value) => value instanceof Uint8Array, {
+        error: 'backgroundImage must be the bytes of an image',
+      })
+      .optional(),
     pngCompressionLevel: z
       .number()
       .int()

@@ -3,6 +3,7 @@ import type { ModelSpec } from '../models/manifest.ts';
 import { composeCutout, type RawImage } from './compose.ts';
 import { toImageError, type InputFormat, type ProbedImage } from './image-input.ts';
 import { orientRaw } from './orientation.ts';
+import { PhotoRelayError } from '../../shared/errors.ts';
 import { parseHexColour, type OutputOptions } from './options.ts';
 
 export interface DecodedPhoto {
@@ -91,9 +92,43 @@ export async function decodeModelInput(
   }
 }
 
-export function compose(photo: DecodedPhoto, mask: RawImage, options: OutputOptions): RawImage {
-  const background = options.background ? parseHexColour(options.background) : undefined;
+export async function compose(
+  photo: DecodedPhoto,
+  mask: RawImage,
+  options: OutputOptions,
+): Promise<RawImage> {
+  let background: [number, number, number] | Uint8Array | undefined = options.background
+    ? parseHexColour(options.background)
+    : undefined;
+  if (options.backgroundImage) {
+    const swaps = photo.orientation >= 5;
+    const width = swaps ? photo.rgb.height : photo.rgb.width;
+    const height = swaps ? photo.rgb.width : photo.rgb.height;
+    background = await backgroundPixels(options.backgroundImage, width, height);
+  }
   return composeCutout({ rgb: photo.rgb, orientation: photo.orientation, mask, background });
+}
+
+/** The operator's background image as RGB at the output size, scaled to cover it. */
+async function backgroundPixels(
+  bytes: Uint8Array,
+  width: number,
+  height: number,
+): Promise<Uint8Array> {
+  try {
+    return await sharp(bytes, { limitInputPixels: 64_000_000 })
+      .autoOrient()
+      .resize(width, height, { fit: 'cover' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+  } catch (error) {
+    throw new PhotoRelayError(
+      'E_BAD_OPTION',
+      `backgroundImage cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
 }
 
 /** Encodes the composed pixels. Raw input carries no EXIF/GPS, so none reaches the output. */

@@ -68,7 +68,7 @@ async function finish(
   partial: Omit<StageTimings, 'composeMs' | 'encodeMs'>,
 ): Promise<WorkerResult> {
   let started = performance.now();
-  const composed = compose(photo, { ...mask, channels: 1 }, options);
+  const composed = await compose(photo, { ...mask, channels: 1 }, options);
   const composeMs = performance.now() - started;
   started = performance.now();
   const image = await encode(composed, options);

@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import express, { Router, type Request } from 'express';
 import archiver from 'archiver';
 import { z } from 'zod';
 import { PhotoRelayError } from '../../shared/errors.ts';
@@ -10,6 +10,8 @@ import type {
 } from '../../shared/protocol.ts';
 import { getModelSpec, modelIds } from '../models/manifest.ts';
 import { checkModel } from '../models/store.ts';
+import { identifyFormat, probeImage } from '../engine/image-input.ts';
+import type { BackgroundImage } from './background-image.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import type { Engine } from '../engine/index.ts';
 import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
@@ -24,6 +26,7 @@ export interface AdminDeps {
   broadcaster: Broadcaster;
   processor: Processor;
   pins: PinGuard;
+  backgroundImage: BackgroundImage;
   /** LAN base URLs of the relay (http://address:port). */
   baseUrls: () => string[];
   uploadCounts: () => { ok: number; failed: number; byCode: Record<string, number> };
@@ -40,7 +43,7 @@ const settingsSchema = z
     approvalMode: z.boolean(),
     background: z
       .string()
-      .regex(/^(transparent|#[0-9a-fA-F]{6})$/, "use 'transparent' or '#rrggbb'"),
+      .regex(/^(transparent|image|#[0-9a-fA-F]{6})$/, "use 'transparent', 'image' or '#rrggbb'"),
     displayMaxEdge: z.number().int().min(256).max(8192),
     model: z.string().refine((id) => modelIds().includes(id), `one of ${modelIds().join(', ')}`),
   })
@@ -104,9 +107,23 @@ export function adminRouter(deps: AdminDeps): Router {
       model: engine.model.id,
       approvalMode: store.getSetting('approvalMode', false),
       settings: readSettings(store, config),
+      hasBackgroundImage: !!deps.backgroundImage.bytes,
       dataDir: config.dataDir,
     } satisfies AdminOverview);
   });
+
+  /** The image put behind every cut-out when the background setting is "image". */
+  router.put(
+    '/background-image',
+    express.raw({ type: () => true, limit: '20mb' }),
+    async (req, res) => {
+      const bytes = req.body as Buffer;
+      const format = identifyFormat(bytes);
+      await probeImage(bytes, config.maxPixels);
+      await deps.backgroundImage.set(bytes, format);
+      res.json({ format, bytes: bytes.length });
+    },
+  );
 
   router.post('/pin/rotate', (_req, res) => {
     if (!deps.pins.enabled)
@@ -192,6 +209,12 @@ export function adminRouter(deps: AdminDeps): Router {
           `Model "${parsed.data.model}" is not installed in ${config.modelsDir}; install it first (photo-relay models install --from DIR).`,
         );
       }
+    }
+    if (parsed.data.background === 'image' && !deps.backgroundImage.bytes) {
+      throw new PhotoRelayError(
+        'E_BAD_OPTION',
+        'Upload a background image first (PUT /admin/api/background-image).',
+      );
     }
     for (const [key, value] of Object.entries(parsed.data)) {
       store.setSetting(key, value);

@@ -18,6 +18,7 @@ import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import { PhotoStore } from '../store/photo-store.ts';
 import { clientAddress, isLoopback, PinGuard, UploadLimiter } from './auth.ts';
 import { adminRouter, readSettings } from './admin-routes.ts';
+import { BackgroundImage } from './background-image.ts';
 import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -65,6 +66,7 @@ export async function createRelay(
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const store = new PhotoStore(config.dataDir);
+  const backgroundImage = new BackgroundImage(config.dataDir);
   const engine = await createEngine({
     // The operator's model choice (dashboard) applies from the next start; MODEL overrides it.
     model: config.model ?? store.getSetting<string | undefined>('model', undefined),
@@ -88,10 +90,13 @@ export async function createRelay(
     logger,
     metrics,
     displayOptions: () => {
-      const settings = readSettings(store, config);
+      const { background, displayMaxEdge } = readSettings(store, config);
+      if (background === 'image' && backgroundImage.bytes) {
+        return { maxEdge: displayMaxEdge, backgroundImage: backgroundImage.bytes };
+      }
       return {
-        maxEdge: settings.displayMaxEdge,
-        background: settings.background === 'transparent' ? undefined : settings.background,
+        maxEdge: displayMaxEdge,
+        background: background.startsWith('#') ? background : undefined,
       };
     },
     approvalMode: () => store.getSetting('approvalMode', false),
@@ -312,6 +317,7 @@ export async function createRelay(
       },
       uploadCounts: () => ({ ...uploadCounts, byCode: { ...uploadCounts.byCode } }),
       pins,
+      backgroundImage,
     }),
   );
 

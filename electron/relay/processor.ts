@@ -58,7 +58,7 @@ export class Processor {
       broadcaster: Broadcaster;
       logger: Logger;
       metrics: Metrics;
-      displayOptions: () => { maxEdge: number; background?: string };
+      displayOptions: () => { maxEdge: number; background?: string; backgroundImage?: Uint8Array };
       approvalMode: () => boolean;
     },
   ) {}

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState, type SyntheticEvent } from 'react';
 import type { AdminOverview, RelaySettings } from '../../../shared/protocol';
-import { adminJson } from '../../lib/admin-api';
+import { adminFetch, adminJson } from '../../lib/admin-api';
 import { t } from '../../lib/dashboard-i18n';
 
 const MODELS = [
@@ -14,16 +14,19 @@ export function SettingsPanel() {
   const [overview, setOverview] = useState<AdminOverview>();
   const [draft, setDraft] = useState<RelaySettings>();
   const [message, setMessage] = useState<string>();
+  const [hasImage, setHasImage] = useState(false);
   const load = useCallback(async () => {
     const current = await adminJson<AdminOverview>('/overview');
     setOverview(current);
     setDraft(current.settings);
+    setHasImage(current.settings.background === 'image' || current.hasBackgroundImage);
   }, []);
   useEffect(() => {
     load().catch((error: unknown) => setMessage(String(error)));
   }, [load]);
   if (!overview || !draft) return <p className="muted">{message ?? t.loading}</p>;
   const transparent = draft.background === 'transparent';
+  const colour = draft.background.startsWith('#');
   const save = (event: SyntheticEvent<HTMLFormElement>) => {
     event.preventDefault();
     void adminJson('/settings', { method: 'PUT', body: JSON.stringify(draft) }).then(
@@ -51,16 +54,43 @@ export function SettingsPanel() {
           <input
             type="radio"
             name="background"
-            checked={!transparent}
+            checked={colour}
             onChange={() => setDraft({ ...draft, background: '#ffffff' })}
           />
           {t.colour}
           <input
             type="color"
             aria-label="Background colour"
-            disabled={transparent}
-            value={transparent ? '#ffffff' : draft.background}
+            disabled={!colour}
+            value={colour ? draft.background : '#ffffff'}
             onChange={(event) => setDraft({ ...draft, background: event.target.value })}
+          />
+        </label>
+        <label className="check">
+          <input
+            type="radio"
+            name="background"
+            checked={draft.background === 'image'}
+            disabled={!hasImage}
+            onChange={() => setDraft({ ...draft, background: 'image' })}
+          />
+          {t.image}
+          <input
+            type="file"
+            accept="image/jpeg,image/png,image/webp"
+            aria-label={t.chooseImage}
+            onChange={(event) => {
+              const file = event.target.files?.[0];
+              if (!file) return;
+              void adminFetch('/background-image', { method: 'PUT', body: file }).then(
+                () => {
+                  setHasImage(true);
+                  setDraft({ ...draft, background: 'image' });
+                },
+                (error: unknown) =>
+                  setMessage(error instanceof Error ? error.message : String(error)),
+              );
+            }}
           />
         </label>
       </fieldset>
