@@ -72,6 +72,21 @@ describe.skipIf(skipReason)('operator dashboard in Chromium', () => {
     expect(dashboard.url()).not.toContain('token');
   });
 
+  test('a guest with the uploader page open appears in Clients as an uploader', async () => {
+    const phone = await (
+      await browser.newContext({
+        viewport: { width: 390, height: 844 },
+        isMobile: true,
+        userAgent: 'GuestPhone/1.0 Mobile',
+      })
+    ).newPage();
+    await phone.goto(`${relay.url}/?pin=${PIN}`);
+    await dashboard
+      .locator('tr[data-role="uploader"]', { hasText: 'GuestPhone' })
+      .waitFor({ timeout: 10_000 });
+    await phone.context().close();
+  });
+
   test('drag-and-drop upload: progress, then the photo in Photos and in the metrics', async () => {
     const bytes = (await syntheticPhoto(900, 600)).toString('base64');
     const dataTransfer = await dashboard.evaluateHandle(`(() => {

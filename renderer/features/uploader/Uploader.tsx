@@ -3,6 +3,7 @@ import QRCode from 'qrcode';
 import { format, messages } from '../../lib/i18n';
 import { forgetPin, initialPin, rememberPin, withPin } from '../../lib/pin';
 import { downscale, uploadEdge } from './downscale';
+import { usePresence } from './use-presence';
 import { useUploadQueue, type QueueView } from './use-upload-queue';
 
 const t = messages();
@@ -144,6 +145,7 @@ export function Uploader() {
     setPinError(message);
   }, []);
   const { items, add, remove } = useUploadQueue(pin, onPinRejected);
+  usePresence(pin);
 
   useEffect(() => {
     const update = () => setOnline(navigator.onLine);
