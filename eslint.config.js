@@ -11,7 +11,7 @@ export default tseslint.config(
       'dist',
       'coverage',
       'bench/results',
-      'dist',
+      'out',
       'tests/artifacts',
       '.scratch',
       '.models',
