@@ -1,11 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { upload } from './relay-helpers.ts';
+import { freePort, upload } from './relay-helpers.ts';
 
 /**
  * The packaged app runs the compiled main process (out/app), not TypeScript through tsx: build it
@@ -20,12 +19,7 @@ test.skipIf(skipReason)(
       cwd: repoRoot,
       stdio: 'pipe',
     });
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port: free } = server.address() as net.AddressInfo;
-        server.close(() => resolve(free));
-      });
-    });
+    const port = await freePort();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-build-'));
     const child = spawn(process.execPath, [path.join(repoRoot, 'out/app/electron/serve.js')], {
       env: {

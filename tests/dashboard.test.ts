@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
+import { chromiumMissingReason, launchChromium } from './browser.ts';
 import { PIN, startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
 
 /** The operator's dashboard in real Chromium against a real relay (pages built by pages.test). */
-const CHROMIUM = '/usr/bin/chromium';
 const artifacts = path.join(repoRoot, 'tests/artifacts');
 const skipReason =
   (await modelMissingReason('u2netp')) ??
-  (existsSync(CHROMIUM) ? undefined : `needs Debian's chromium at ${CHROMIUM}`) ??
+  chromiumMissingReason() ??
   (existsSync(path.join(repoRoot, 'dist/renderer/pages/admin/index.html'))
     ? undefined
     : 'needs the built pages (npm run build:pages)');
@@ -26,17 +26,7 @@ describe.skipIf(skipReason)('operator dashboard in Chromium', () => {
   beforeAll(async () => {
     await mkdir(artifacts, { recursive: true });
     relay = await startTestRelay();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     const wallContext = await browser.newContext({
       viewport: { width: 1280, height: 720 },
       userAgent: 'Mozilla/5.0 (SMART-TV; Linux; Tizen 7.0) LobbyWall',

@@ -1,33 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { PIN, startTestRelay, type TestRelay } from './relay-helpers.ts';
+import { chromiumMissingReason, launchChromium } from './browser.ts';
+import { freePort, PIN, startTestRelay, type TestRelay } from './relay-helpers.ts';
 
 /** The uploader and the display wall in real Chromium against a real relay and the real model. */
-const CHROMIUM = '/usr/bin/chromium';
 const artifacts = path.join(repoRoot, 'tests/artifacts');
-const skipReason =
-  (await modelMissingReason('u2netp')) ??
-  (existsSync(CHROMIUM)
-    ? undefined
-    : `needs Debian's chromium at ${CHROMIUM} (apt-get install chromium)`);
+const skipReason = (await modelMissingReason('u2netp')) ?? chromiumMissingReason();
 if (skipReason) console.warn(`Skipping page tests: ${skipReason}`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const phone = {
   viewport: { width: 390, height: 844 },
@@ -56,17 +39,7 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
     await mkdir(artifacts, { recursive: true });
     port = await freePort();
     relay = await startTestRelay({ PORT: String(port) });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await (browser as Browser | undefined)?.close();

@@ -1,26 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { connectDisplay, PIN, upload } from './relay-helpers.ts';
+import { connectDisplay, freePort, PIN, upload } from './relay-helpers.ts';
 
 /** The relay as `npm run serve` runs it: its own process, so it can be killed for real. */
 const skipReason = await modelMissingReason('u2netp');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Served {
   child: ChildProcess;

@@ -14,7 +14,7 @@ import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import type { Engine } from '../engine/index.ts';
-import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
+import { listItem, type PhotoRecord, type PhotoStore } from '../store/photo-store.ts';
 import { checkAdmin, type PinGuard } from './auth.ts';
 import type { Broadcaster } from './broadcaster.ts';
 import type { Processor } from './processor.ts';
@@ -60,14 +60,8 @@ export function readSettings(store: PhotoStore, config: RelayConfig): RelaySetti
 }
 
 function adminPhoto(record: PhotoRecord): AdminPhoto {
-  const { id, status, timestamp, description, originalFilename, processingTime } = record;
   return {
-    id,
-    status,
-    timestamp,
-    description,
-    originalFilename,
-    processingTime,
+    ...listItem(record),
     hidden: record.hidden,
     approved: record.approved,
     width: record.width,

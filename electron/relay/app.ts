@@ -15,7 +15,7 @@ import {
 import type { RelayConfig } from '../config/relay-config.ts';
 import { createEngine, type Engine } from '../engine/index.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
-import { PhotoStore } from '../store/photo-store.ts';
+import { listItem, PhotoStore } from '../store/photo-store.ts';
 import { clientAddress, isLoopback, PinGuard, UploadLimiter } from './auth.ts';
 import { adminRouter, readSettings } from './admin-routes.ts';
 import { BackgroundImage } from './background-image.ts';
@@ -250,18 +250,7 @@ export async function createRelay(
     const limit = /^\d+$/.test(raw) ? Math.min(Math.max(Number(raw), 1), 1000) : NaN;
     if (Number.isNaN(limit))
       throw new PhotoRelayError('E_BAD_OPTION', 'limit must be a whole number from 1 to 1000.');
-    res.json(
-      store
-        .list(limit)
-        .map(({ id, status, timestamp, description, originalFilename, processingTime }) => ({
-          id,
-          status,
-          timestamp,
-          description,
-          originalFilename,
-          processingTime,
-        })),
-    );
+    res.json(store.list(limit).map(listItem));
   });
 
   const findPhoto = (id: string) => {

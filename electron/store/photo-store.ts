@@ -50,6 +50,12 @@ const toRecord = (row: Row): PhotoRecord => ({
   approved: row.approved === 1,
 });
 
+/** The original API's fields of a photo (GET /api/photos). */
+export function listItem(record: PhotoRecord): PhotoListItem {
+  const { id, status, timestamp, description, originalFilename, processingTime } = record;
+  return { id, status, timestamp, description, originalFilename, processingTime };
+}
+
 function storageError(action: string, error: unknown): PhotoRelayError {
   const code = (error as NodeJS.ErrnoException).code;
   const reason =
