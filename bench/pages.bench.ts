@@ -99,6 +99,7 @@ try {
       const page = await context.newPage();
       const cdp = await context.newCDPSession(page);
       await page.goto(`${base}/?pin=${PIN}&edge=${edge}`);
+      await cdp.send('Network.enable');
       await cdp.send('Network.emulateNetworkConditions', {
         offline: false,
         latency: LINK.latencyMs,
