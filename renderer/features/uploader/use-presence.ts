@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { withPin } from '../../lib/pin';
+import { openRelaySocket } from '../../lib/relay-socket';
 
 /**
  * Keeps a protocol-2 WebSocket open as role "uploader", so the operator sees this phone in the
@@ -9,32 +9,10 @@ export function usePresence(pin: string | undefined): boolean {
   const [connected, setConnected] = useState(false);
   useEffect(() => {
     if (!pin) return;
-    let socket: WebSocket | undefined;
-    let timer: number | undefined;
-    let attempt = 0;
-    let stopped = false;
-    const connect = () => {
-      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-      socket = new WebSocket(
-        withPin(`${scheme}://${location.host}/ws?protocol=2&role=uploader`, pin),
-      );
-      socket.onopen = () => {
-        attempt = 0;
-        setConnected(true);
-      };
-      socket.onclose = () => {
-        setConnected(false);
-        if (stopped) return;
-        const ceiling = Math.min(30_000, 1000 * 2 ** Math.min(attempt++, 5));
-        timer = window.setTimeout(connect, ceiling / 2 + Math.random() * (ceiling / 2));
-      };
-    };
-    connect();
-    return () => {
-      stopped = true;
-      window.clearTimeout(timer);
-      socket?.close();
-    };
+    return openRelaySocket('uploader', pin, {
+      onOpen: () => setConnected(true),
+      onClose: () => setConnected(false),
+    });
   }, [pin]);
   return connected;
 }

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import type { PhotoEvent, ServerMessageV2 } from '../../../shared/protocol';
-import { withPin } from '../../lib/pin';
+import { openRelaySocket } from '../../lib/relay-socket';
 
 export interface Feed {
   /** Newest first. */
@@ -25,26 +25,12 @@ export function useRelayFeed(pin: string): Feed {
   const [, setTick] = useState(0);
 
   useEffect(() => {
-    let socket: WebSocket | undefined;
-    let attempt = 0;
-    let timer: number | undefined;
-    let stopped = false;
-    let opened = false;
-
-    const connect = () => {
-      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-      socket = new WebSocket(
-        withPin(`${scheme}://${location.host}/ws?protocol=2&role=display`, pin),
-      );
-      opened = false;
-      socket.onopen = () => {
-        opened = true;
-        attempt = 0;
-        setOnline(true);
-      };
-      socket.onmessage = (event: MessageEvent<string>) => {
-        const message = JSON.parse(event.data) as ServerMessageV2;
+    return openRelaySocket('display', pin, {
+      onOpen: () => setOnline(true),
+      onMessage: (data) => {
+        const message = JSON.parse(data) as ServerMessageV2;
         if (message.type === 'hello') {
+          setRefused(false);
           setPhotos(message.history);
           const known = new Set(message.history.map((photo) => photo.id));
           arrivals.current = arrivals.current.filter((photo) => known.has(photo.id));
@@ -59,23 +45,13 @@ export function useRelayFeed(pin: string): Feed {
           setPhotos((current) => current.filter((photo) => photo.id !== message.id));
           arrivals.current = arrivals.current.filter((photo) => photo.id !== message.id);
         }
-      };
-      socket.onclose = () => {
+      },
+      onClose: (failedAttempts) => {
         setOnline(false);
-        if (stopped) return;
-        // A refusal before opening is usually the PIN; keep retrying slowly anyway (it may be a restart).
-        if (!opened && attempt > 2) setRefused(true);
-        const ceiling = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-        attempt++;
-        timer = window.setTimeout(connect, ceiling / 2 + Math.random() * (ceiling / 2));
-      };
-    };
-    connect();
-    return () => {
-      stopped = true;
-      window.clearTimeout(timer);
-      socket?.close();
-    };
+        // Refused again and again before opening: most likely the PIN (it may be a restart).
+        if (failedAttempts > 2) setRefused(true);
+      },
+    });
   }, [pin]);
 
   return {
