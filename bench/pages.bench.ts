@@ -7,10 +7,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../tests/browser.ts';
+import { freePort } from '../tests/relay-helpers.ts';
 import sharp from 'sharp';
 
 const RUNS = Number(process.env.BENCH_PAGE_RUNS ?? 3);
@@ -32,12 +32,7 @@ if (!existsSync('/usr/bin/chromium') || !existsSync(phonePhoto)) {
   process.exit(0);
 }
 
-const port = await new Promise<number>((resolve) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port: free } = server.address() as net.AddressInfo;
-    server.close(() => resolve(free));
-  });
-});
+const port = await freePort();
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-pages-bench-'));
 const relay = spawn(
   process.execPath,
@@ -58,17 +53,7 @@ const relay = spawn(
   },
 );
 const base = `http://127.0.0.1:${port}`;
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium();
 try {
   while (
     !(await fetch(`${base}/healthz`).then(

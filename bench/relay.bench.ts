@@ -6,7 +6,6 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -17,6 +16,7 @@ import { decodeModelInput } from '../electron/engine/pipeline.ts';
 import { createSession } from '../electron/engine/session.ts';
 import { buildInputTensor } from '../electron/engine/tensor.ts';
 import { getModelSpec } from '../electron/models/manifest.ts';
+import { freePort } from '../tests/relay-helpers.ts';
 import { stagePhotos } from './photos.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -32,17 +32,6 @@ const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function bareInference(bytes: Buffer): Promise<number> {
   const spec = getModelSpec('u2netp');
