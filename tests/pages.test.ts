@@ -135,6 +135,10 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
     await uploader.page.getByRole('alert').getByText('That PIN is not right').waitFor();
     await uploader.page.screenshot({ path: path.join(artifacts, 'uploader-wrong-pin.png') });
     await uploader.context.close();
+    // A wrong PIN in the link (or remembered from another event) is caught at once, not per photo.
+    const stale = await openUploader('en-US', '9999');
+    await stale.page.getByLabel('Event PIN').waitFor();
+    await stale.context.close();
     const japanese = await openUploader('ja-JP');
     await japanese.page.getByRole('heading', { name: '写真をシェア' }).waitFor();
     await japanese.context.close();

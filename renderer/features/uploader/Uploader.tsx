@@ -145,7 +145,20 @@ export function Uploader() {
     setPinError(message);
   }, []);
   const { items, add, remove } = useUploadQueue(pin, onPinRejected);
-  usePresence(pin);
+  // A PIN remembered from an earlier event (or a stale link) is checked once, so the page asks
+  // for the right one instead of failing every upload and socket with it.
+  const [verified, setVerified] = useState(false);
+  useEffect(() => {
+    if (!pin || verified) return;
+    void fetch('/api/photos?limit=1', { headers: { 'X-Event-Pin': pin } }).then(
+      (response) => {
+        if (response.status === 401) onPinRejected('PIN');
+        else setVerified(true);
+      },
+      () => undefined, // offline: keep the PIN; uploads wait in the outbox
+    );
+  }, [pin, verified, onPinRejected]);
+  usePresence(verified ? pin : undefined);
 
   useEffect(() => {
     const update = () => setOnline(navigator.onLine);
