@@ -1,5 +1,8 @@
 import { orientationView } from './orientation.ts';
 
+/** RGBA bytes can be written as one 32-bit word only where the byte order is known. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 export interface RawImage {
   data: Uint8Array;
   width: number;
@@ -89,6 +92,10 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
   const [bgR, bgG, bgB] = background instanceof Uint8Array ? [0, 0, 0] : (background ?? [0, 0, 0]);
   const bgPixels = background instanceof Uint8Array ? background : undefined;
 
+  // Transparent output (the display path) gets its own tight loop: one 32-bit store per visible
+  // pixel instead of four byte stores and no per-pixel background branch.
+  const out32 = !background && LITTLE_ENDIAN ? new Uint32Array(out.buffer) : undefined;
+
   for (let v = 0; v < height; v++) {
     const top = wideRow(ys.lower[v]!);
     const bottom = wideRow(ys.upper[v]!);
@@ -99,9 +106,22 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
     const topValues = top.values;
     const bottomValues = bottom.values;
     const fy = ys.weight[v]!;
-    let stored = view.base + v * view.dv + first * view.du;
+    const du = view.du;
+    let stored = view.base + v * view.dv + first * du;
+    if (out32) {
+      let o = v * width + first;
+      for (let u = first; u <= last; u++, stored += du, o++) {
+        const t = topValues[u]!;
+        const alpha = (t + (bottomValues[u]! - t) * fy + 0.5) | 0;
+        if (alpha === 0) continue;
+        const p = stored * 3;
+        out32[o] =
+          (source[p]! | (source[p + 1]! << 8) | (source[p + 2]! << 16) | (alpha << 24)) >>> 0;
+      }
+      continue;
+    }
     let o = (v * width + first) * channels;
-    for (let u = first; u <= last; u++, stored += view.du, o += channels) {
+    for (let u = first; u <= last; u++, stored += du, o += channels) {
       const t = topValues[u]!;
       const alpha = (t + (bottomValues[u]! - t) * fy + 0.5) | 0;
       if (alpha === 0) continue;
