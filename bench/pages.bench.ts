@@ -4,13 +4,12 @@
  * shows it. Chooses the uploader's default edge by measurement. Table printed, JSON in
  * bench/results/.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { launchChromium } from '../tests/browser.ts';
-import { freePort } from '../tests/relay-helpers.ts';
+import { freePort, spawnRelay, waitHealthy } from '../tests/relay-helpers.ts';
 import sharp from 'sharp';
 
 const RUNS = Number(process.env.BENCH_PAGE_RUNS ?? 3);
@@ -22,7 +21,6 @@ const phonePhoto = path.resolve(
   repoRoot,
   '../shared/photos/edge-cases/derived_12mp_orient6_4032x2688.jpg',
 );
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
 if (!existsSync('/usr/bin/chromium') || !existsSync(phonePhoto)) {
@@ -34,34 +32,17 @@ if (!existsSync('/usr/bin/chromium') || !existsSync(phonePhoto)) {
 
 const port = await freePort();
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-pages-bench-'));
-const relay = spawn(
-  process.execPath,
-  ['--import', 'tsx', path.join(repoRoot, 'electron/serve.ts')],
-  {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      EVENT_PIN: PIN,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'ERROR',
-      PERF_LOG_SECONDS: '0',
-      UPLOADS_PER_MINUTE: '10000',
-    },
-    stdio: 'ignore',
-  },
-);
+const relay = spawnRelay({
+  PORT: String(port),
+  EVENT_PIN: PIN,
+  DATA_DIR: dataDir,
+  LOG_LEVEL: 'ERROR',
+  UPLOADS_PER_MINUTE: '10000',
+});
 const base = `http://127.0.0.1:${port}`;
 const browser = await launchChromium();
 try {
-  while (
-    !(await fetch(`${base}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    ))
-  )
-    await sleep(100);
+  await waitHealthy(relay);
   // The shared 12 MP file is an upscale that compresses to 1.4 MB; a phone writes 4–8 MB. Re-encode
   // it the way phones do (high quality, full chroma, orientation tag kept) for a realistic size.
   const bytes = await sharp(await readFile(phonePhoto))
@@ -127,7 +108,7 @@ try {
   console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
 } finally {
   await browser.close();
-  relay.kill('SIGTERM');
-  await new Promise((resolve) => relay.once('exit', resolve));
+  relay.child.kill('SIGTERM');
+  await relay.exited;
   await rm(dataDir, { recursive: true, force: true });
 }

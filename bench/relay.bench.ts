@@ -4,7 +4,7 @@
  * and 100 displays; sustained photos/s with 20 concurrent uploaders on both protocols; RSS after
  * 50 and after BENCH_SOAK uploads with 10 displays. Table printed, JSON in bench/results/.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { decodeModelInput } from '../electron/engine/pipeline.ts';
 import { createSession } from '../electron/engine/session.ts';
 import { buildInputTensor } from '../electron/engine/tensor.ts';
 import { getModelSpec } from '../electron/models/manifest.ts';
-import { freePort } from '../tests/relay-helpers.ts';
+import { freePort, spawnRelay, waitHealthy } from '../tests/relay-helpers.ts';
 import { stagePhotos } from './photos.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -24,7 +24,6 @@ const SOAK = Number(process.env.BENCH_SOAK ?? 1000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 20);
 const PIN = '2468';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-const repoRoot = path.resolve(import.meta.dirname, '..');
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
@@ -150,37 +149,17 @@ const bare = await bareInference(phone!.bytes);
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-bench-'));
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const relay = spawn(
-  process.execPath,
-  ['--import', 'tsx', path.join(repoRoot, 'electron/serve.ts')],
-  {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      EVENT_PIN: PIN,
-      ADMIN_TOKEN,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'ERROR',
-      PERF_LOG_SECONDS: '0',
-      UPLOADS_PER_MINUTE: '100000',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  },
-);
+const relay = spawnRelay({
+  PORT: String(port),
+  EVENT_PIN: PIN,
+  ADMIN_TOKEN,
+  DATA_DIR: dataDir,
+  LOG_LEVEL: 'ERROR',
+  UPLOADS_PER_MINUTE: '100000',
+});
 const swarm = new Swarm();
 try {
-  for (;;) {
-    if (
-      await fetch(`${base}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await sleep(100);
-  }
+  await waitHealthy(relay);
   const wsUrl = `ws://127.0.0.1:${port}/ws?pin=${PIN}`;
 
   // Latency: upload → every display received, original protocol.
@@ -321,7 +300,7 @@ try {
   console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
 } finally {
   swarm.kill();
-  relay.kill('SIGTERM');
-  await new Promise((resolve) => relay.once('exit', resolve));
+  relay.child.kill('SIGTERM');
+  await relay.exited;
   await rm(dataDir, { recursive: true, force: true });
 }

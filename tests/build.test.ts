@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { freePort, upload } from './relay-helpers.ts';
+import { freePort, spawnRelay, upload, waitHealthy } from './relay-helpers.ts';
 
 /**
  * The packaged app runs the compiled main process (out/app), not TypeScript through tsx: build it
@@ -21,37 +21,18 @@ test.skipIf(skipReason)(
     });
     const port = await freePort();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-build-'));
-    const child = spawn(process.execPath, [path.join(repoRoot, 'out/app/electron/serve.js')], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        EVENT_PIN: '4321',
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'ERROR',
-        PERF_LOG_SECONDS: '0',
-        NODE_OPTIONS: '',
-      },
-      stdio: 'ignore',
-    });
+    const relay = spawnRelay(
+      { PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '' },
+      [path.join(repoRoot, 'out/app/electron/serve.js')],
+    );
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        if (
-          await fetch(`${base}/healthz`).then(
-            (r) => r.ok,
-            () => false,
-          )
-        )
-          break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const response = await upload(base, await syntheticPhoto(400, 300));
+      await waitHealthy(relay);
+      const response = await upload(relay.url, await syntheticPhoto(400, 300));
       expect(response.status).toBe(200);
-      expect((await fetch(`${base}/admin`)).status).toBe(200);
+      expect((await fetch(`${relay.url}/admin`)).status).toBe(200);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      relay.child.kill('SIGTERM');
+      await relay.exited;
       await rm(dataDir, { recursive: true, force: true });
     }
   },

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,4 +153,60 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export interface ServedRelay {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * The relay as `npm run serve` runs it, in its own process (so it can be killed for real), on
+ * 127.0.0.1 with the test PIN. `command` replaces the TypeScript entry (e.g. the compiled build).
+ */
+export function spawnRelay(env: Record<string, string>, command?: string[]): ServedRelay {
+  const repoRoot = path.resolve(import.meta.dirname, '..');
+  const child = spawn(
+    process.execPath,
+    command ?? ['--import', 'tsx', path.join(repoRoot, 'electron/serve.ts')],
+    {
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        HOST: '127.0.0.1',
+        EVENT_PIN: PIN,
+        PERF_LOG_SECONDS: '0',
+        LOG_LEVEL: 'warning',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { child, url: `http://127.0.0.1:${env.PORT ?? '8000'}`, output: () => output, exited };
+}
+
+/** Resolves once /healthz answers 200; rejects if the process exits first or time runs out. */
+export async function waitHealthy(served: ServedRelay, timeoutMs = 30_000): Promise<void> {
+  const state = { exited: false };
+  void served.exited.then(() => (state.exited = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (state.exited)
+      throw new Error(`the relay exited before it became healthy:\n${served.output()}`);
+    const ok = await fetch(`${served.url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`relay at ${served.url} did not become healthy`);
 }

@@ -1,60 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { connectDisplay, freePort, PIN, upload } from './relay-helpers.ts';
+import { modelMissingReason, syntheticPhoto } from './helpers.ts';
+import { connectDisplay, freePort, PIN, spawnRelay, upload, waitHealthy } from './relay-helpers.ts';
 
 /** The relay as `npm run serve` runs it: its own process, so it can be killed for real. */
 const skipReason = await modelMissingReason('u2netp');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function serve(env: Record<string, string>): Served {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(repoRoot, 'electron/serve.ts')],
-    {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        HOST: '127.0.0.1',
-        EVENT_PIN: PIN,
-        PERF_LOG_SECONDS: '0',
-        LOG_LEVEL: 'warning',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  return { child, url: `http://127.0.0.1:${env.PORT ?? '8000'}`, output: () => output, exited };
-}
-
-async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`${url}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`relay at ${url} did not become healthy`);
-}
 
 let dataDir: string;
 beforeAll(async () => {
@@ -64,7 +17,7 @@ afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 test('bad environment: exits non-zero before listening, naming every bad variable', async () => {
   const port = await freePort();
-  const served = serve({
+  const served = spawnRelay({
     PORT: String(port),
     LOG_LEVEL: 'chatty',
     MAX_UPLOAD_SIZE: 'lots',
@@ -86,8 +39,8 @@ describe.skipIf(skipReason)('durability and shutdown', () => {
   test('kill -9 mid-burst, restart on the same DATA_DIR: every photo answered 200 is there, none stuck', async () => {
     const port = await freePort();
     const env = { PORT: String(port), DATA_DIR: dataDir, UPLOADS_PER_MINUTE: '10000' };
-    const first = serve(env);
-    await waitHealthy(first.url);
+    const first = spawnRelay(env);
+    await waitHealthy(first);
     const photos = await Promise.all(
       Array.from({ length: 10 }, (_, i) => syntheticPhoto(1000 + i * 8, 750)),
     );
@@ -107,9 +60,9 @@ describe.skipIf(skipReason)('durability and shutdown', () => {
     expect(answered.length).toBeGreaterThanOrEqual(3);
     expect(answered.length).toBeLessThan(10); // the kill really landed mid-burst
 
-    const second = serve(env);
+    const second = spawnRelay(env);
     try {
-      await waitHealthy(second.url);
+      await waitHealthy(second);
       let items: { id: string; status: string; description: string }[] = [];
       const deadline = Date.now() + 30_000;
       do {
@@ -136,8 +89,8 @@ describe.skipIf(skipReason)('durability and shutdown', () => {
 
   test('SIGTERM: stops promptly with displays and keep-alive connections open, exit 0', async () => {
     const port = await freePort();
-    const served = serve({ PORT: String(port), DATA_DIR: dataDir });
-    await waitHealthy(served.url);
+    const served = spawnRelay({ PORT: String(port), DATA_DIR: dataDir });
+    await waitHealthy(served);
     const display = await connectDisplay(`ws://127.0.0.1:${port}/ws`);
     const agent = await fetch(`${served.url}/healthz`, { keepalive: true });
     expect(agent.status).toBe(200);
