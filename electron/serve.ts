@@ -5,10 +5,10 @@
 import { PhotoRelayError } from '../shared/errors.ts';
 import { ConfigError, loadRelayConfig, type RelayConfig } from './config/relay-config.ts';
 import { createRelay } from './relay/app.ts';
-import { lanAddresses } from './relay/network.ts';
+import { reachableHosts } from './relay/network.ts';
 
 function banner(config: RelayConfig, port: number): string {
-  const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
+  const hosts = reachableHosts(config.host);
   const lines = [
     '',
     'Photo Relay is running.',

@@ -23,7 +23,7 @@ import { Broadcaster } from './broadcaster.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { readUploadForm } from './multipart.ts';
-import { lanAddresses } from './network.ts';
+import { reachableHosts } from './network.ts';
 import { photoEvent, Processor } from './processor.ts';
 
 export interface Relay {
@@ -177,10 +177,13 @@ export async function createRelay(
     express.static(`${pagesDir}assets`, { immutable: true, maxAge: '365d', fallthrough: false }),
   );
 
-  app.get('/api/join', requirePin, (req, res) => {
+  const baseUrls = () => {
     const port = (server.address() as AddressInfo | null)?.port;
-    const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
-    res.json({ urls: hosts.map((host) => `http://${host}:${port}`), pinRequired: pins.enabled });
+    return reachableHosts(config.host).map((host) => `http://${host}:${port}`);
+  };
+
+  app.get('/api/join', requirePin, (_req, res) => {
+    res.json({ urls: baseUrls(), pinRequired: pins.enabled });
   });
 
   app.get('/healthz', (_req, res) => {
@@ -299,11 +302,7 @@ export async function createRelay(
       engine,
       broadcaster,
       processor,
-      baseUrls: () => {
-        const port = (server.address() as AddressInfo | null)?.port;
-        const hosts = config.host === '0.0.0.0' ? lanAddresses() : [config.host];
-        return hosts.map((host) => `http://${host}:${port}`);
-      },
+      baseUrls,
       uploadCounts: () => ({ ...uploadCounts, byCode: { ...uploadCounts.byCode } }),
       pins,
       backgroundImage,

@@ -9,3 +9,8 @@ export function lanAddresses(): string[] {
     )
     .map((info) => info.address);
 }
+
+/** The hosts guests and displays use: the LAN addresses when listening on all interfaces. */
+export function reachableHosts(listenHost: string): string[] {
+  return listenHost === '0.0.0.0' || listenHost === '::' ? lanAddresses() : [listenHost];
+}
