@@ -102,6 +102,34 @@ function Item({ item, pin, onRemove }: { item: QueueView; pin: string; onRemove:
   );
 }
 
+/** A big button that opens the camera (one photo) or the gallery (several). */
+function PickButton(props: {
+  label: string;
+  testId: string;
+  primary?: boolean;
+  camera?: boolean;
+  onFiles: (files: FileList | null) => void;
+}) {
+  return (
+    <label className={props.primary ? 'button primary' : 'button'}>
+      {props.label}
+      <input
+        type="file"
+        accept={props.camera ? 'image/*' : 'image/jpeg,image/png,image/webp,image/*'}
+        capture={props.camera ? 'environment' : undefined}
+        multiple={!props.camera}
+        hidden
+        data-testid={props.testId}
+        onChange={(event) => {
+          props.onFiles(event.target.files);
+          // Cleared so choosing the same photo again still fires.
+          event.target.value = '';
+        }}
+      />
+    </label>
+  );
+}
+
 function Invite({ pin }: { pin: string }) {
   const [qr, setQr] = useState<string>();
   useEffect(() => {
@@ -219,34 +247,18 @@ export function Uploader() {
               onChange={(event) => setDescription(event.target.value)}
             />
             <div className="actions">
-              <label className="button primary">
-                {t.takePhoto}
-                <input
-                  type="file"
-                  accept="image/*"
-                  capture="environment"
-                  hidden
-                  data-testid="camera"
-                  onChange={(event) => {
-                    void choose(event.target.files);
-                    event.target.value = '';
-                  }}
-                />
-              </label>
-              <label className="button">
-                {t.choosePhotos}
-                <input
-                  type="file"
-                  accept="image/jpeg,image/png,image/webp,image/*"
-                  multiple
-                  hidden
-                  data-testid="gallery"
-                  onChange={(event) => {
-                    void choose(event.target.files);
-                    event.target.value = '';
-                  }}
-                />
-              </label>
+              <PickButton
+                label={t.takePhoto}
+                primary
+                testId="camera"
+                camera
+                onFiles={(files) => void choose(files)}
+              />
+              <PickButton
+                label={t.choosePhotos}
+                testId="gallery"
+                onFiles={(files) => void choose(files)}
+              />
             </div>
             <label className="check">
               <input
