@@ -16,7 +16,7 @@ import { createSession } from '../electron/engine/session.ts';
 import { buildInputTensor } from '../electron/engine/tensor.ts';
 import { modelsDir } from '../electron/config/paths.ts';
 import { loadManifest } from '../electron/models/manifest.ts';
-import { checkModel } from '../electron/models/store.ts';
+import { checkModel } from '../electron/models/model-files.ts';
 import { batchPhotos, stagePhotos } from './photos.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);

@@ -56,9 +56,67 @@ export interface PhotoEvent {
 }
 
 export type ServerMessageV2 =
-  | { type: 'hello'; protocol: 2; serverTime: string; role: ClientRole; history: PhotoEvent[] }
+  | {
+      type: 'hello';
+      protocol: 2;
+      serverTime: string;
+      role: ClientRole;
+      history: PhotoEvent[];
+      /**
+       * A display that joined with the event PIN gets a credential of its own: it reconnects and
+       * fetches cut-outs with `?wall=<wallToken>`, so a guest-PIN rotation does not cut it off.
+       */
+      wallToken?: string;
+    }
   | { type: 'photo'; photo: PhotoEvent }
   | { type: 'removed'; id: string };
+
+/**
+ * WebSocket close codes the relay uses (4000–4999 are the application's range, RFC 6455 §7.4.2);
+ * the pages explain each one in words.
+ */
+export const CLOSE_CODES = {
+  /** The operator pressed Disconnect; the client may reconnect. */
+  disconnectedByOperator: 4000,
+  /** The guest PIN was rotated: sockets opened with the old PIN are closed; ask for the new one. */
+  pinRotated: 4001,
+  /** The operator revoked this wall's credential: do not reconnect with it. */
+  wallRevoked: 4002,
+} as const;
+
+/**
+ * Messages only the dashboard role receives (`/ws?protocol=2&role=dashboard&token=<admin token>`,
+ * loopback only): the dashboard's live state, pushed instead of polled.
+ */
+export type DashboardMessage =
+  | {
+      type: 'admin.snapshot';
+      overview: AdminOverview;
+      metrics: AdminMetrics;
+      clients: ClientInfo[];
+      walls: WallInfo[];
+      /** Newest first, at most 200. */
+      photos: AdminPhoto[];
+    }
+  /** A photo was added or changed (status, hidden, approved, attempts). */
+  | { type: 'admin.photo'; photo: AdminPhoto }
+  | { type: 'admin.photo-removed'; id: string }
+  | { type: 'admin.clients'; clients: ClientInfo[]; walls: WallInfo[] }
+  /** Every 2 s. */
+  | { type: 'admin.metrics'; metrics: AdminMetrics }
+  /** The PIN was rotated or a setting changed. */
+  | { type: 'admin.overview'; overview: AdminOverview };
+
+/** A display's own credential, as the admin API lists it (`GET /admin/api/walls`). */
+export interface WallInfo {
+  id: string;
+  /** The user agent of the display that received it. */
+  label: string;
+  createdAt: string;
+  lastSeenAt: string;
+  /** Connected right now. */
+  connected: boolean;
+}
 
 export const PROTOCOL_V2 = 2;
 export const HISTORY_ON_CONNECT = 50;
@@ -72,6 +130,8 @@ export interface ClientInfo {
   userAgent: string;
   connectedAt: string;
   lastSeenAt: string;
+  /** The wall credential this socket was opened with (null: opened with the PIN). */
+  wallId: string | null;
 }
 
 /** A photo as the admin API lists it: the public fields plus moderation and failure state. */
@@ -82,6 +142,8 @@ export interface AdminPhoto extends PhotoListItem {
   height: number | null;
   errorCode: string | null;
   errorMessage: string | null;
+  /** Processing attempts started (a photo in progress when the process died twice is failed). */
+  attempts: number;
 }
 
 /** Operator settings that persist in the store. */
@@ -113,4 +175,22 @@ export interface AdminMetrics {
   memory: { rss: number; heapUsed: number };
   uptimeSeconds: number;
   model: string;
+  /** Free and total bytes on the data folder's disk. */
+  disk: { freeBytes: number; totalBytes: number };
+  /** This data folder's life: how often it was started, what the last start found. */
+  lifecycle: {
+    startedAt: string;
+    /** Starts of this data folder so far, this one included. */
+    starts: number;
+    /** Photos left in line by the previous run and processed at this start. */
+    resumed: number;
+    /** Photos marked failed at this start because they were in progress at two crashes. */
+    crashLooped: number;
+  };
+}
+
+/** `POST /admin/api/export-links`: a single-use address the browser downloads to disk. */
+export interface ExportLink {
+  /** Relative to the relay, e.g. `/admin/export.zip?ticket=…`; valid for 60 s, once. */
+  url: string;
 }

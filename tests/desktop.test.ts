@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startDesktopServices } from '../electron/app/compose.ts';
+import { startDesktopServices } from '../electron/app/desktop-services.ts';
 import { modelMissingReason, repoRoot } from './helpers.ts';
 
 /** The desktop shell's composition, in plain Node (Electron itself cannot be launched here). */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { modelsDir } from '../electron/config/paths.ts';
 import { getModelSpec } from '../electron/models/manifest.ts';
-import { checkModel } from '../electron/models/store.ts';
+import { checkModel } from '../electron/models/model-files.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..');
 /** The team's data folder beside the checkout (photos, models). Absent on other machines. */

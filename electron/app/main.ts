@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { app, BrowserWindow, ipcMain, session, shell } from 'electron';
-import { startDesktopServices, type DesktopServices } from './compose.ts';
+import { startDesktopServices, type DesktopServices } from './desktop-services.ts';
 
 let services: DesktopServices | undefined;
 

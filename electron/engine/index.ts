@@ -6,7 +6,7 @@ import 'sharp';
 import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import { modelsDir as defaultModelsDir } from '../config/paths.ts';
 import { defaultModelId, getModelSpec, type ModelSpec } from '../models/manifest.ts';
-import { checkModel } from '../models/store.ts';
+import { checkModel } from '../models/model-files.ts';
 import { DEFAULT_MAX_PIXELS } from './image-input.ts';
 import { parseOutputOptions, type OutputOptionsInput } from './options.ts';
 import type {
@@ -16,9 +16,9 @@ import type {
   ToWorker,
   WorkerConfig,
   WorkerResult,
-} from './protocol.ts';
+} from './worker-messages.ts';
 
-export type { MaskImage, StageTimings } from './protocol.ts';
+export type { MaskImage, StageTimings } from './worker-messages.ts';
 export type { OutputOptionsInput as SegmentOptions } from './options.ts';
 
 export interface EngineOptions {

@@ -1,4 +1,4 @@
-import type { RawImage } from './compose.ts';
+import type { RawImage } from './raw-image.ts';
 
 /**
  * EXIF orientation as index arithmetic, so the pixels never need a separate rotate pass: upright

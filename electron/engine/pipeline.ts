@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import type { ModelSpec } from '../models/manifest.ts';
-import { composeCutout, type RawImage } from './compose.ts';
+import { composeCutout } from './cutout-compose.ts';
+import type { RawImage } from './raw-image.ts';
 import { toImageError, type InputFormat, type ProbedImage } from './image-input.ts';
 import { orientRaw } from './orientation.ts';
 import { PhotoRelayError } from '../../shared/errors.ts';

@@ -12,7 +12,7 @@ import type {
   ToWorker,
   WorkerConfig,
   WorkerResult,
-} from './protocol.ts';
+} from './worker-messages.ts';
 import { buildInputTensor, outputToMask } from './tensor.ts';
 
 /**

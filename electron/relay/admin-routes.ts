@@ -9,7 +9,7 @@ import type {
   RelaySettings,
 } from '../../shared/protocol.ts';
 import { getModelSpec, modelIds } from '../models/manifest.ts';
-import { checkModel } from '../models/store.ts';
+import { checkModel } from '../models/model-files.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { RelayConfig } from '../config/relay-config.ts';

@@ -33,8 +33,11 @@ export interface Relay {
   readonly store: PhotoStore;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Listens on config.host:config.port (0 picks a free port); resolves with the bound URL. */
-  start(): Promise<{ port: number; url: string }>;
+  /**
+   * Listens on config.host and `port` (default config.port; 0 picks a free port); resolves with
+   * the bound URL, rejects with the listen error (EADDRINUSE…) and may then be called again.
+   */
+  start(options?: { port?: number }): Promise<{ port: number; url: string }>;
   /** Stops accepting, finishes the photos in flight, closes sockets, releases the model. */
   stop(): Promise<void>;
 }
@@ -407,10 +410,10 @@ export async function createRelay(
     store,
     metrics,
     logger,
-    async start() {
+    async start({ port: wantedPort = config.port } = {}) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => {
+        server.listen(wantedPort, config.host, () => {
           server.off('error', reject);
           resolve();
         });

@@ -1,14 +1,8 @@
 import { orientationView } from './orientation.ts';
+import type { RawImage } from './raw-image.ts';
 
 /** RGBA bytes can be written as one 32-bit word only where the byte order is known. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-export interface RawImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: number;
-}
 
 export interface ComposeInput {
   /** RGB pixels at output size, as stored (before EXIF orientation). */
