@@ -4,10 +4,12 @@
  */
 import { PhotoRelayError } from '../shared/errors.ts';
 import { ConfigError, loadRelayConfig, type RelayConfig } from './config/relay-config.ts';
+import type { Settings } from './photos/settings.ts';
 import { createRelay } from './relay/app.ts';
 import { reachableHosts } from './relay/network.ts';
 
-function banner(config: RelayConfig, port: number): string {
+function banner(config: RelayConfig, port: number, settings: Settings): string {
+  const { pin } = settings.current();
   const hosts = reachableHosts(config.host);
   const lines = [
     '',
@@ -16,8 +18,8 @@ function banner(config: RelayConfig, port: number): string {
     ...hosts.map((host) => `  display wall:       http://${host}:${port}/display`),
     `  on this computer:   http://localhost:${port}/`,
     `  operator dashboard: http://localhost:${port}/admin#token=${config.adminToken}`,
-    config.eventPin
-      ? `  event PIN:    ${config.eventPin}${config.eventPinGenerated ? '  (random; set EVENT_PIN to choose it)' : ''}`
+    pin
+      ? `  event PIN:    ${pin}${settings.pinMadeNow ? '  (new for this data folder, kept across restarts; set EVENT_PIN to choose it)' : ''}`
       : '  event PIN:    OFF — anyone on the network can upload and watch',
     `  data folder:  ${config.dataDir}`,
     '',
@@ -45,14 +47,14 @@ async function main(): Promise<number> {
     );
     return 1;
   }
-  if (!config.eventPin)
+  if (relay.settings.current().pin === null)
     relay.logger.warn({ event: 'pin.off' }, 'EVENT_PIN=off: uploads and displays need no PIN');
   const { port } = await relay.start().catch(async (error: unknown) => {
     console.error(`photo-relay: cannot listen on ${config.host}:${config.port}: ${String(error)}`);
     await relay.stop();
     process.exit(1);
   });
-  console.error(banner(config, port));
+  console.error(banner(config, port, relay.settings));
 
   let signals = 0;
   await new Promise<void>((resolve) => {

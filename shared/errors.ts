@@ -24,6 +24,24 @@ export const ERROR_CATALOG = {
   },
   E_ORIGIN_FORBIDDEN: { status: 403, message: 'Requests from this web origin are not allowed.' },
   E_NOT_FOUND: { status: 404, message: 'Not found.' },
+  E_PHOTO_DELETED: {
+    status: 410,
+    message:
+      'The operator deleted this photo. It will not be shown; there is no need to send it again.',
+  },
+  E_IDEMPOTENCY_KEY_INVALID: {
+    status: 400,
+    message: 'The Idempotency-Key header must be 1–200 visible ASCII characters.',
+  },
+  E_IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    message:
+      'This Idempotency-Key was already used for a different photo. Use a new key for each photo.',
+  },
+  E_WALL_REVOKED: {
+    status: 401,
+    message: 'The operator removed this display. Ask the operator to add it again.',
+  },
   E_FILE_TOO_LARGE: { status: 413, message: 'The file is too large.' },
   E_RATE_LIMITED: { status: 429, message: 'Too many requests. Wait a moment and try again.' },
   E_STORAGE_FAILED: {

@@ -1,11 +1,9 @@
 // Sandboxed preload (CommonJS, as sandboxed preloads must be): exposes one small object and
-// nothing of Node or Electron to the dashboard.
+// nothing of Node or Electron to the dashboard. The admin token is asked for over IPC, where the
+// main process checks that the caller is the dashboard; it is never on the command line.
 const { contextBridge, ipcRenderer } = require('electron');
 
-const prefix = '--photo-relay-admin-token=';
-const tokenArgument = process.argv.find((argument) => argument.startsWith(prefix));
-
 contextBridge.exposeInMainWorld('photoRelay', {
-  adminToken: tokenArgument ? tokenArgument.slice(prefix.length) : '',
+  getAdminToken: () => ipcRenderer.invoke('photo-relay:admin-token'),
   openDataFolder: () => ipcRenderer.invoke('photo-relay:open-data-folder'),
 });

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { modelIds } from '../models/manifest.ts';
@@ -12,10 +12,11 @@ export interface RelayConfig {
   corsOrigins: string[];
   logLevel: LogLevel;
   maxUploadBytes: number;
-  /** undefined: the PIN check is off (EVENT_PIN=off). */
-  eventPin: string | undefined;
-  /** True when the PIN was generated at start (so it must be shown to the operator). */
-  eventPinGenerated: boolean;
+  /**
+   * EVENT_PIN as the environment decides it: a PIN, null for `off`, undefined when unset (the
+   * data folder's own PIN is used, made once at its first start; see photos/settings.ts).
+   */
+  eventPin: string | null | undefined;
   adminToken: string;
   dataDir: string;
   modelsDir: string;
@@ -23,7 +24,8 @@ export interface RelayConfig {
   threads: number | undefined;
   queueSize: number;
   maxPixels: number;
-  displayMaxEdge: number;
+  /** DISPLAY_MAX_EDGE when set; otherwise the saved setting or its default. */
+  displayMaxEdge: number | undefined;
   uploadsPerMinute: number;
   perfLogSeconds: number;
   /** How long a stop waits for photos in line before leaving them queued for the next start. */
@@ -97,7 +99,7 @@ const envSchema = z.object({
   THREADS: integer('THREADS', 1, 64).optional(),
   QUEUE_SIZE: integer('QUEUE_SIZE', 1, 10_000).default(32),
   MAX_PIXELS: integer('MAX_PIXELS', 1_000_000, 268_000_000).default(64_000_000),
-  DISPLAY_MAX_EDGE: integer('DISPLAY_MAX_EDGE', 256, 8192).default(1920),
+  DISPLAY_MAX_EDGE: integer('DISPLAY_MAX_EDGE', 256, 8192).optional(),
   UPLOADS_PER_MINUTE: integer('UPLOADS_PER_MINUTE', 1, 100_000).default(60),
   PERF_LOG_SECONDS: integer('PERF_LOG_SECONDS', 0, 86_400).default(60),
   SHUTDOWN_GRACE_SECONDS: integer('SHUTDOWN_GRACE_SECONDS', 0, 600).default(10),
@@ -134,17 +136,13 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
   }
   const values = parsed.data;
   const pinOff = values.EVENT_PIN?.toLowerCase() === 'off';
-  const eventPinGenerated = values.EVENT_PIN === undefined;
   return {
     port: values.PORT,
     host: values.HOST,
     corsOrigins: values.CORS_ORIGINS,
     logLevel: values.LOG_LEVEL,
     maxUploadBytes: Math.round(values.MAX_UPLOAD_SIZE * 1024 * 1024),
-    eventPin: pinOff
-      ? undefined
-      : (values.EVENT_PIN ?? String(randomInt(0, 1_000_000)).padStart(6, '0')),
-    eventPinGenerated,
+    eventPin: pinOff ? null : values.EVENT_PIN,
     adminToken: values.ADMIN_TOKEN ?? randomBytes(24).toString('base64url'),
     dataDir: path.resolve(values.DATA_DIR ?? path.join(userDataDir(), 'data')),
     modelsDir: values.MODELS_DIR ? path.resolve(values.MODELS_DIR) : modelsDir(env),

@@ -1,4 +1,4 @@
-import { randomInt, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { PhotoRelayError } from '../../shared/errors.ts';
@@ -6,7 +6,7 @@ import { PhotoRelayError } from '../../shared/errors.ts';
 /** PairDrop's limit: 10 wrong PINs per 10 s from one address, then that address waits. */
 const PIN_FAILURES = { points: 10, duration: 10 };
 
-function sameSecret(given: string, expected: string): boolean {
+export function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
@@ -32,29 +32,23 @@ function retryAfter(result: RateLimiterRes): number {
   return Math.max(1, Math.ceil(result.msBeforeNext / 1000));
 }
 
-/** Checks the event PIN on HTTP requests and WebSocket upgrades, rate limiting failures. */
+/**
+ * Checks the event PIN on HTTP requests and WebSocket upgrades, rate limiting failures. The PIN
+ * itself lives in the event's settings (kept in the data folder; rotated there).
+ */
 export class PinGuard {
   private readonly failures = new RateLimiterMemory(PIN_FAILURES);
 
-  constructor(private pin: string | undefined) {}
+  constructor(private readonly currentPin: () => string | null) {}
 
   get enabled(): boolean {
-    return this.pin !== undefined;
-  }
-
-  get current(): string | undefined {
-    return this.pin;
-  }
-
-  /** A new random 6-digit PIN (the operator's "rotate"); connected clients stay connected. */
-  rotate(): string {
-    this.pin = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    return this.pin;
+    return this.currentPin() !== null;
   }
 
   /** Throws E_RATE_LIMITED, E_PIN_REQUIRED or E_PIN_WRONG; returns when the request may go on. */
   async check(req: IncomingMessage): Promise<void> {
-    if (this.pin === undefined) return;
+    const pin = this.currentPin();
+    if (pin === null) return;
     const address = clientAddress(req);
     const state = await this.failures.get(address);
     if (state && state.consumedPoints >= PIN_FAILURES.points) {
@@ -65,7 +59,7 @@ export class PinGuard {
       );
     }
     const given = presentedPin(req);
-    if (given !== undefined && sameSecret(given, this.pin)) return;
+    if (given !== undefined && sameSecret(given, pin)) return;
     await this.failures.consume(address).catch(() => undefined);
     throw new PhotoRelayError(given === undefined ? 'E_PIN_REQUIRED' : 'E_PIN_WRONG');
   }
@@ -95,16 +89,20 @@ export class UploadLimiter {
   }
 }
 
-/** Loopback only, the Host header naming this machine (no DNS rebinding), the admin token. */
-export function checkAdmin(req: IncomingMessage, token: string): void {
+/** From this machine, to a Host that names it (a rebinding DNS name is refused). */
+export function isLocalRequest(req: IncomingMessage): boolean {
   const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+  return isLoopback(clientAddress(req)) && ['localhost', '127.0.0.1', '[::1]'].includes(host);
+}
+
+/**
+ * Loopback only, the Host header naming this machine (no DNS rebinding), the admin token: from
+ * `Authorization: Bearer …`, or `given` where a header cannot be sent (the dashboard's WebSocket).
+ */
+export function checkAdmin(req: IncomingMessage, token: string, given?: string): void {
   const auth = req.headers.authorization ?? '';
-  const given = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-  if (
-    !isLoopback(clientAddress(req)) ||
-    !['localhost', '127.0.0.1', '[::1]'].includes(host) ||
-    !sameSecret(given, token)
-  ) {
+  given ??= auth.startsWith('Bearer ') ? auth.slice(7) : '';
+  if (!isLocalRequest(req) || !sameSecret(given, token)) {
     throw new PhotoRelayError('E_ADMIN_ONLY');
   }
 }

@@ -1,18 +1,39 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
+  CLOSE_CODES,
   PROTOCOL_V2,
   type ClientInfo,
   type ClientRole,
-  type OriginalImageMessage,
+  type DashboardMessage,
   type PhotoEvent,
   type ServerMessageV2,
 } from '../../shared/protocol.ts';
+import { originalMetadata } from '../photos/views.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
+/** What a socket was opened with: it decides what closes it (a PIN rotation, a revoke). */
+export type Credential =
+  | { kind: 'pin' }
+  | { kind: 'wall'; wallId: string }
+  | { kind: 'admin' }
+  /** EVENT_PIN=off */
+  | { kind: 'open' };
+
+export interface AttachOptions {
+  role: ClientRole;
+  protocol: 1 | 2;
+  address: string;
+  userAgent?: string;
+  credential: Credential;
+  /** Extra fields of the protocol-2 hello (a new wall's credential). */
+  hello?: Partial<Extract<ServerMessageV2, { type: 'hello' }>>;
+}
+
 interface Client {
   id: string;
+  credential: Credential;
   userAgent: string;
   connectedAt: string;
   lastSeenAt: string;
@@ -34,6 +55,10 @@ export interface BroadcasterOptions {
   /** A display stuck over the limit this long is disconnected (it can reconnect and resync). */
   stalledMs?: number;
   history: () => PhotoEvent[];
+  /** Told when a client comes or goes (the dashboard's Clients panel). */
+  onClientsChanged?: () => void;
+  /** Sent to a dashboard socket right after it connects. */
+  dashboardSnapshot?: () => DashboardMessage;
 }
 
 /**
@@ -42,11 +67,7 @@ export interface BroadcasterOptions {
  * JavaScript string twice.
  */
 export function originalMessage(event: PhotoEvent, cutoutPng: Buffer): Buffer {
-  const metadata: OriginalImageMessage['metadata'] = {
-    description: event.description,
-    processingTime: event.processingTime,
-    originalFilename: event.originalFilename,
-  };
+  const metadata = originalMetadata(event);
   return Buffer.concat([
     Buffer.from('{"imageData":"'),
     Buffer.from(cutoutPng.toString('base64'), 'latin1'),
@@ -75,16 +96,12 @@ export class Broadcaster {
     this.heartbeat.unref();
   }
 
-  attach(
-    socket: WebSocket,
-    role: ClientRole,
-    protocol: 1 | 2,
-    address: string,
-    userAgent = '',
-  ): void {
+  attach(socket: WebSocket, options: AttachOptions): string {
+    const { role, protocol, address, userAgent = '', credential } = options;
     const now = new Date().toISOString();
     const client: Client = {
       id: randomUUID(),
+      credential,
       userAgent: userAgent.slice(0, 300),
       connectedAt: now,
       lastSeenAt: now,
@@ -120,6 +137,7 @@ export class Broadcaster {
         { event: 'client.disconnect', role, protocol, address, code },
         'client disconnected',
       );
+      this.options.onClientsChanged?.();
     });
     if (protocol === PROTOCOL_V2) {
       const hello: ServerMessageV2 = {
@@ -128,9 +146,42 @@ export class Broadcaster {
         serverTime: new Date().toISOString(),
         role,
         history: this.options.history(),
+        ...options.hello,
       };
       socket.send(JSON.stringify(hello));
+      if (role === 'dashboard' && this.options.dashboardSnapshot)
+        socket.send(JSON.stringify(this.options.dashboardSnapshot()));
     }
+    this.options.onClientsChanged?.();
+    return client.id;
+  }
+
+  /** Sends a dashboard message to every dashboard socket. */
+  broadcastDashboard(message: DashboardMessage): void {
+    let payload: Buffer | undefined;
+    for (const client of this.clients) {
+      if (client.role !== 'dashboard') continue;
+      payload ??= Buffer.from(JSON.stringify(message));
+      this.deliver(client, payload);
+    }
+  }
+
+  /** True when a dashboard is connected (the feed's timer runs only then). */
+  get hasDashboard(): boolean {
+    for (const client of this.clients) if (client.role === 'dashboard') return true;
+    return false;
+  }
+
+  /** Closes every socket whose credential matches (PIN rotated, wall revoked); returns how many. */
+  closeWhere(match: (credential: Credential) => boolean, code: number, reason: string): number {
+    let closed = 0;
+    for (const client of this.clients) {
+      if (match(client.credential)) {
+        client.socket.close(code, reason);
+        closed++;
+      }
+    }
+    return closed;
   }
 
   /** Sends a finished photo to every client; returns how many it was sent to. */
@@ -201,7 +252,7 @@ export class Broadcaster {
   /** Every connected client, for the operator's dashboard. */
   list(): ClientInfo[] {
     return [...this.clients].map(
-      ({ id, role, protocol, address, userAgent, connectedAt, lastSeenAt }) => ({
+      ({ id, role, protocol, address, userAgent, connectedAt, lastSeenAt, credential }) => ({
         id,
         role,
         protocol,
@@ -209,6 +260,7 @@ export class Broadcaster {
         userAgent,
         connectedAt,
         lastSeenAt,
+        wallId: credential.kind === 'wall' ? credential.wallId : null,
       }),
     );
   }
@@ -217,7 +269,7 @@ export class Broadcaster {
   disconnect(id: string): boolean {
     for (const client of this.clients) {
       if (client.id === id) {
-        client.socket.close(4000, 'disconnected by the operator');
+        client.socket.close(CLOSE_CODES.disconnectedByOperator, 'disconnected by the operator');
         return true;
       }
     }

@@ -42,7 +42,28 @@ export function createMetrics() {
   for (const role of ['display', 'uploader', 'dashboard'] satisfies ClientRole[]) {
     connections.set({ role }, 0);
   }
-  return { registry, connections, processing, uploads, errors, queueDepth, broadcastDrops };
+  // The same outcomes as plain numbers, for the dashboard.
+  const uploadTotals = { ok: 0, failed: 0, byCode: {} as Record<string, number> };
+  /** Counts one upload request's outcome ('ok' or its error code). */
+  const countUpload = (outcome: string) => {
+    uploads.inc({ outcome });
+    if (outcome === 'ok') uploadTotals.ok++;
+    else {
+      uploadTotals.failed++;
+      uploadTotals.byCode[outcome] = (uploadTotals.byCode[outcome] ?? 0) + 1;
+    }
+  };
+  return {
+    registry,
+    connections,
+    processing,
+    uploads,
+    errors,
+    queueDepth,
+    broadcastDrops,
+    uploadTotals,
+    countUpload,
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

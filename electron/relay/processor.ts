@@ -1,8 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { PhotoRelayError } from '../../shared/errors.ts';
+import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import type { PhotoEvent } from '../../shared/protocol.ts';
 import type { Engine, MaskImage } from '../engine/index.ts';
+import type { Settings } from '../photos/settings.ts';
+import { photoEvent } from '../photos/views.ts';
+import { isOnWalls } from '../photos/visibility.ts';
 import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
+import type { BackgroundImage } from './background-image.ts';
 import type { Broadcaster } from './broadcaster.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -12,20 +16,16 @@ export interface ProcessedPhoto {
   event: PhotoEvent;
 }
 
-const round2 = (ms: number) => Math.round(ms * 100) / 100;
-
-export function photoEvent(record: PhotoRecord): PhotoEvent {
-  return {
-    id: record.id,
-    timestamp: record.timestamp,
-    description: record.description,
-    originalFilename: record.originalFilename,
-    processingTime: record.processingTime ?? 0,
-    width: record.width ?? 0,
-    height: record.height ?? 0,
-    cutoutUrl: `/api/photos/${record.id}/cutout`,
-  };
+/** Who else hears about a photo's changes (the dashboard feed). */
+export interface PhotoChanges {
+  changed(record: PhotoRecord): void;
+  removed(id: string): void;
 }
+
+/** A photo in progress when the process died this many times is set aside (E_ENGINE_CRASHED). */
+export const MAX_CRASHED_ATTEMPTS = 2;
+
+const round2 = (ms: number) => Math.round(ms * 100) / 100;
 
 /** Mask file: width and height (uint32 LE) then one byte per pixel. */
 function encodeMask(mask: MaskImage): Buffer {
@@ -41,14 +41,32 @@ function decodeMask(file: Buffer): MaskImage {
   return { width, height, data: new Uint8Array(file.subarray(8, 8 + width * height)) };
 }
 
+const deleted = (id: string) =>
+  new PhotoRelayError('E_PHOTO_DELETED', `The operator deleted photo ${id}.`);
+
+/** The catalog error a failed photo's record stands for (what a resend of it is answered). */
+export function recordedFailure(record: PhotoRecord): PhotoRelayError {
+  return new PhotoRelayError(
+    isErrorCode(record.errorCode) ? record.errorCode : 'E_PROCESSING_FAILED',
+    record.errorMessage ?? undefined,
+  );
+}
+
+interface Job {
+  promise: Promise<ProcessedPhoto>;
+  /** Settles the job's promise with E_PHOTO_DELETED at once (the engine's work is discarded). */
+  cancel(): void;
+}
+
 /**
  * Takes accepted photos through the engine: processing → cut-out and mask stored → done →
- * broadcast. Counts what is pending so the relay can refuse new uploads (503) before accepting
- * more than it can queue, rather than after.
+ * broadcast if on the walls. Counts what is pending so the relay can refuse new uploads (503)
+ * before accepting more than it can queue, and keeps one job per photo so an upload, its
+ * resends (Idempotency-Key) and a resume after restart all wait on the same work.
  */
 export class Processor {
   private pendingCount = 0;
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly jobs = new Map<string, Job>();
   private readonly fullRenders = new Map<string, Promise<Buffer>>();
 
   constructor(
@@ -58,8 +76,9 @@ export class Processor {
       broadcaster: Broadcaster;
       logger: Logger;
       metrics: Metrics;
-      displayOptions: () => { maxEdge: number; background?: string; backgroundImage?: Uint8Array };
-      approvalMode: () => boolean;
+      settings: Settings;
+      backgroundImage: BackgroundImage;
+      changes: PhotoChanges;
     },
   ) {}
 
@@ -67,34 +86,53 @@ export class Processor {
   readonly recent: number[] = [];
 
   /** Approval mode: lets a held-back photo reach the walls. */
-  async approve(record: PhotoRecord): Promise<void> {
-    const { store, broadcaster } = this.deps;
-    store.setApproved(record.id, true);
-    const updated = store.get(record.id)!;
-    if (updated.status === 'done' && !updated.hidden) {
-      broadcaster.broadcastPhoto(photoEvent(updated), await readFile(store.cutoutPath(record.id)));
-    }
+  async approve(record: PhotoRecord): Promise<PhotoRecord | undefined> {
+    const updated = this.deps.store.setApproved(record.id, true);
+    if (updated) await this.announce(record, updated);
+    return updated;
   }
 
   /** Takes a photo off every wall (or puts it back). */
-  async setHidden(record: PhotoRecord, hidden: boolean): Promise<void> {
-    const { store, broadcaster } = this.deps;
-    store.setHidden(record.id, hidden);
-    if (hidden) broadcaster.broadcastRemoved(record.id);
-    else if (record.status === 'done' && record.approved) {
-      broadcaster.broadcastPhoto(photoEvent(record), await readFile(store.cutoutPath(record.id)));
-    }
+  async setHidden(record: PhotoRecord, hidden: boolean): Promise<PhotoRecord | undefined> {
+    const updated = this.deps.store.setHidden(record.id, hidden);
+    if (updated) await this.announce(record, updated);
+    return updated;
   }
 
+  /** Tells the walls and the dashboard what a moderation change did to a photo. */
+  private async announce(before: PhotoRecord, after: PhotoRecord): Promise<void> {
+    const { store, broadcaster, changes } = this.deps;
+    changes.changed(after);
+    if (isOnWalls(before) === isOnWalls(after)) return;
+    if (!isOnWalls(after)) {
+      broadcaster.broadcastRemoved(after.id);
+      return;
+    }
+    const cutout = await readFile(store.cutoutPath(after.id));
+    // Still on the walls after the read (an operator may have clicked again meanwhile).
+    const now = store.get(after.id);
+    if (now && isOnWalls(now)) broadcaster.broadcastPhoto(photoEvent(now), cutout);
+  }
+
+  /**
+   * Deletes a photo wherever it is: off the walls, files gone, and an upload still waiting for
+   * it answered 410 E_PHOTO_DELETED (final: the phone does not send it again).
+   */
   async remove(record: PhotoRecord): Promise<void> {
     await this.deps.store.remove(record);
+    this.jobs.get(record.id)?.cancel();
     this.deps.broadcaster.broadcastRemoved(record.id);
+    this.deps.changes.removed(record.id);
   }
 
   /** Processes a failed photo again from its kept original. */
-  retry(record: PhotoRecord): void {
-    this.deps.store.requeue(record.id);
-    this.process(this.deps.store.get(record.id)!).catch(() => undefined);
+  retry(record: PhotoRecord): PhotoRecord | undefined {
+    const queued = this.deps.store.requeue(record.id);
+    if (queued) {
+      this.deps.changes.changed(queued);
+      this.process(queued).catch(() => undefined);
+    }
+    return queued;
   }
 
   get pending(): number {
@@ -120,7 +158,7 @@ export class Processor {
 
   /**
    * Processes one accepted photo (its place already reserved with admit() when `admitted`);
-   * resolves after its broadcast, rejects with a catalog error.
+   * resolves after its broadcast, rejects with a catalog error. One job per photo.
    */
   process(
     record: PhotoRecord,
@@ -128,16 +166,44 @@ export class Processor {
     receivedAt = performance.now(),
     admitted = false,
   ): Promise<ProcessedPhoto> {
+    const existing = this.jobs.get(record.id);
+    if (existing) {
+      if (admitted) this.release();
+      return existing.promise;
+    }
     if (!admitted) {
       this.pendingCount++;
       this.deps.metrics.queueDepth.set(this.pendingCount);
     }
-    const job = this.run(record, bytes, receivedAt).finally(() => {
-      this.release();
-      this.running.delete(job);
+    this.deps.changes.changed(record);
+    let cancel!: () => void;
+    const cancelled = new Promise<never>((_resolve, reject) => {
+      cancel = () => reject(deleted(record.id));
     });
-    this.running.add(job);
-    return job;
+    const work = this.run(record, bytes, receivedAt).finally(() => {
+      this.release();
+      this.jobs.delete(record.id);
+    });
+    const promise = Promise.race([work, cancelled]);
+    // Either may settle unobserved (a job nobody waits for, or a cancel after the work ended).
+    work.catch(() => undefined);
+    cancelled.catch(() => undefined);
+    this.jobs.set(record.id, { promise, cancel });
+    return promise;
+  }
+
+  /**
+   * What an upload of this photo is answered, now or once its job ends: the same answer for the
+   * first request and every resend with its Idempotency-Key.
+   */
+  outcome(id: string): Promise<ProcessedPhoto> {
+    const job = this.jobs.get(id);
+    if (job) return job.promise;
+    const record = this.deps.store.get(id);
+    if (!record) return Promise.reject(deleted(id));
+    if (record.status === 'done') return Promise.resolve({ record, event: photoEvent(record) });
+    if (record.status === 'failed') return Promise.reject(recordedFailure(record));
+    return this.process(record);
   }
 
   private async run(
@@ -145,26 +211,29 @@ export class Processor {
     given: Buffer | undefined,
     receivedAt: number,
   ): Promise<ProcessedPhoto> {
-    const { store, engine, broadcaster, logger, metrics } = this.deps;
+    const { store, broadcaster, logger, metrics, settings, changes } = this.deps;
     const log = logger.child({ photo: record.id });
     try {
       const bytes = given ?? (await store.readOriginal(record));
-      store.markProcessing(record.id);
+      if (!store.markProcessing(record.id)) throw deleted(record.id);
+      changes.changed(store.get(record.id) ?? record);
       log.debug({ event: 'processing.start' }, 'processing');
-      const result = await engine.segment(bytes, this.deps.displayOptions());
+      const result = await this.segment(bytes);
       const processingMs = round2(performance.now() - receivedAt);
-      await store.saveResult(record.id, {
+      const done = await store.saveResult(record.id, {
         cutout: result.image,
         mask: encodeMask(result.mask),
         processingMs,
         width: result.width,
         height: result.height,
+        holdForApproval: settings.current().approvalMode,
       });
-      if (this.deps.approvalMode()) store.setApproved(record.id, false);
-      const done = store.get(record.id)!;
+      if (!done) throw deleted(record.id);
       const event = photoEvent(done);
-      // In approval mode the photo waits for the operator before reaching any wall.
-      const displays = done.approved ? broadcaster.broadcastPhoto(event, result.image) : 0;
+      // Decided from the record just written, in the same tick as the broadcast: a photo hidden
+      // or held before it was done never reaches a wall.
+      const displays = isOnWalls(done) ? broadcaster.broadcastPhoto(event, result.image) : 0;
+      changes.changed(done);
       this.recent.push(processingMs);
       if (this.recent.length > 200) this.recent.shift();
       metrics.processing.observe(processingMs / 1000);
@@ -186,14 +255,18 @@ export class Processor {
         error instanceof PhotoRelayError
           ? error
           : new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
-      // E_ENGINE_STOPPED means we are shutting down: leave it queued for the next start.
-      if (failure.code !== 'E_ENGINE_STOPPED') {
-        store.markFailed(
+      if (failure.code === 'E_ENGINE_STOPPED') {
+        // We are shutting down: back in line for the next start, the attempt not counted.
+        store.backToQueue(record.id);
+      } else if (failure.code !== 'E_PHOTO_DELETED') {
+        const failed = store.markFailed(
           record.id,
           failure.code,
           failure.message,
           round2(performance.now() - receivedAt),
         );
+        if (failed) changes.changed(failed);
+        else throw deleted(record.id);
       }
       log.warn(
         { event: 'processing.failed', code: failure.code, err: failure.message },
@@ -203,19 +276,61 @@ export class Processor {
     }
   }
 
-  /** Re-processes what a crash or stop left unfinished; they are broadcast late, not dropped. */
-  resumeUnfinished(): number {
-    const unfinished = this.deps.store.unfinished();
-    for (const record of unfinished) {
+  /**
+   * The engine call with the operator's display settings. A background image that cannot be
+   * used must not fail uploads: if the photo fails with it but works without it, the image is
+   * dropped (transparent from now on) and the photo goes through.
+   */
+  private async segment(bytes: Buffer) {
+    const { engine, settings, backgroundImage, logger } = this.deps;
+    const { background, displayMaxEdge } = settings.current();
+    const withImage = background === 'image' && backgroundImage.bytes;
+    if (!withImage) {
+      return engine.segment(bytes, {
+        maxEdge: displayMaxEdge,
+        background: background.startsWith('#') ? background : undefined,
+      });
+    }
+    try {
+      return await engine.segment(bytes, {
+        maxEdge: displayMaxEdge,
+        backgroundImage: backgroundImage.bytes,
+      });
+    } catch (error) {
+      if (!(error instanceof PhotoRelayError) || error.status >= 500) throw error;
+      const result = await engine.segment(bytes, { maxEdge: displayMaxEdge });
+      logger.warn(
+        { event: 'background.dropped', err: error.message },
+        'the background image cannot be used: cut-outs are transparent until a new one is set',
+      );
+      await backgroundImage.clear();
+      settings.dropBackgroundImage();
+      return result;
+    }
+  }
+
+  /**
+   * Re-processes what a crash or stop left unfinished (broadcast late, not dropped), except
+   * photos that were in progress at MAX_CRASHED_ATTEMPTS deaths: those are marked failed.
+   */
+  resumeUnfinished(): { resumed: number; crashLooped: number } {
+    const { resume, crashLooped } = this.deps.store.recoverUnfinished(MAX_CRASHED_ATTEMPTS);
+    for (const record of crashLooped) {
+      this.deps.logger.error(
+        { event: 'photo.crash-loop', photo: record.id, attempts: record.attempts },
+        'a photo was in progress at two crashes: marked failed (Retry in the dashboard)',
+      );
+    }
+    for (const record of resume) {
       this.process(record).catch(() => undefined); // failures are recorded by run()
     }
-    if (unfinished.length) {
+    if (resume.length) {
       this.deps.logger.info(
-        { event: 'resume', count: unfinished.length },
+        { event: 'resume', count: resume.length },
         'resuming unfinished photos',
       );
     }
-    return unfinished.length;
+    return { resumed: resume.length, crashLooped: crashLooped.length };
   }
 
   /**
@@ -244,6 +359,6 @@ export class Processor {
 
   /** Waits for the photos being processed now (used at shutdown). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.jobs.values()].map((job) => job.promise));
   }
 }

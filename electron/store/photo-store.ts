@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PhotoRelayError, type ErrorCode } from '../../shared/errors.ts';
 import type { PhotoListItem, PhotoStatus } from '../../shared/protocol.ts';
+import { ON_WALLS_SQL } from '../photos/visibility.ts';
+import { syncDirectory, TEMP_SUFFIX, writeDurably } from './durable-file.ts';
 
 export interface PhotoRecord extends PhotoListItem {
   inputFormat: string;
@@ -16,7 +18,18 @@ export interface PhotoRecord extends PhotoListItem {
   errorMessage: string | null;
   width: number | null;
   height: number | null;
+  /** Processing attempts started. */
+  attempts: number;
 }
+
+/** What an Idempotency-Key recorded: the photo it made and a fingerprint of the request. */
+export interface UploadKey {
+  photoId: string;
+  fingerprint: string;
+}
+
+/** How long an Idempotency-Key is remembered. */
+export const UPLOAD_KEY_TTL_MS = 24 * 60 * 60 * 1000;
 
 interface Row {
   id: string;
@@ -32,6 +45,7 @@ interface Row {
   height: number | null;
   hidden: number;
   approved: number;
+  attempts: number;
 }
 
 const toRecord = (row: Row): PhotoRecord => ({
@@ -48,13 +62,8 @@ const toRecord = (row: Row): PhotoRecord => ({
   height: row.height,
   hidden: row.hidden === 1,
   approved: row.approved === 1,
+  attempts: row.attempts,
 });
-
-/** The original API's fields of a photo (GET /api/photos). */
-export function listItem(record: PhotoRecord): PhotoListItem {
-  const { id, status, timestamp, description, originalFilename, processingTime } = record;
-  return { id, status, timestamp, description, originalFilename, processingTime };
-}
 
 function storageError(action: string, error: unknown): PhotoRelayError {
   const code = (error as NodeJS.ErrnoException).code;
@@ -71,25 +80,12 @@ function storageError(action: string, error: unknown): PhotoRelayError {
   );
 }
 
-/** Writes a whole file durably: temp name, fsync, rename. A reader never sees half a file. */
-async function writeDurably(file: string, bytes: Uint8Array): Promise<void> {
-  const temp = `${file}.${randomUUID()}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  await rename(temp, file);
-}
+const FILE_FOLDERS = ['originals', 'cutouts', 'masks'] as const;
 
 /**
  * Photos on disk plus their index in SQLite (WAL). A photo's original is on disk before its row
- * exists, so every row points at a complete file; rows move queued → processing → done | failed.
+ * exists, so every row points at a complete file; rows move queued → processing → done | failed,
+ * and each final state is written by one statement.
  */
 export class PhotoStore {
   readonly dir: string;
@@ -98,17 +94,20 @@ export class PhotoStore {
   constructor(dataDir: string) {
     this.dir = dataDir;
     try {
-      for (const sub of ['originals', 'cutouts', 'masks']) {
-        mkdirSync(path.join(dataDir, sub), { recursive: true });
-      }
+      for (const sub of FILE_FOLDERS) mkdirSync(path.join(dataDir, sub), { recursive: true });
       accessSync(dataDir, fsConstants.W_OK);
       this.db = new Database(path.join(dataDir, 'photos.db'));
     } catch (error) {
       throw storageError(`use the data folder ${dataDir}`, error);
     }
     this.db.pragma('journal_mode = WAL');
-    // FULL: a committed row survives power loss too, not only a killed process.
+    // FULL: a committed row survives power loss too, not only a killed process. On macOS fsync
+    // does not reach the platter; F_FULLFSYNC does (SQLite's fullfsync pragmas).
     this.db.pragma('synchronous = FULL');
+    if (process.platform === 'darwin') {
+      this.db.pragma('fullfsync = ON');
+      this.db.pragma('checkpoint_fullfsync = ON');
+    }
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS photos (
         id TEXT PRIMARY KEY,
@@ -126,15 +125,27 @@ export class PhotoStore {
       );
       CREATE INDEX IF NOT EXISTS photos_by_seq ON photos (seq DESC);
       CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- Idempotency-Key → photo. Kept when the photo is deleted (a resend then gets 410).
+      CREATE TABLE IF NOT EXISTS upload_keys (
+        key TEXT PRIMARY KEY,
+        photo_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS upload_keys_by_age ON upload_keys (created_ms);
     `);
-    // Columns added after the first release: moderation state.
+    // Columns added after the first release.
     const columns = new Set(
       (this.db.prepare('PRAGMA table_info(photos)').all() as { name: string }[]).map((c) => c.name),
     );
-    if (!columns.has('hidden'))
-      this.db.exec('ALTER TABLE photos ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0');
-    if (!columns.has('approved'))
-      this.db.exec('ALTER TABLE photos ADD COLUMN approved INTEGER NOT NULL DEFAULT 1');
+    const added: Record<string, string> = {
+      hidden: 'INTEGER NOT NULL DEFAULT 0',
+      approved: 'INTEGER NOT NULL DEFAULT 1',
+      attempts: 'INTEGER NOT NULL DEFAULT 0',
+    };
+    for (const [name, type] of Object.entries(added)) {
+      if (!columns.has(name)) this.db.exec(`ALTER TABLE photos ADD COLUMN ${name} ${type}`);
+    }
   }
 
   originalPath(id: string, format: string): string {
@@ -149,13 +160,17 @@ export class PhotoStore {
     return path.join(this.dir, 'masks', `${id}.mask`);
   }
 
-  /** Stores the original durably and records it as queued. Only then may it be processed. */
+  /**
+   * Stores the original durably and records it as queued, with its Idempotency-Key in the same
+   * transaction. Only then may it be processed.
+   */
   async accept(input: {
     bytes: Uint8Array;
     inputFormat: string;
     description: string;
     originalFilename: string;
     receivedAt: Date;
+    key?: { key: string; fingerprint: string };
   }): Promise<PhotoRecord> {
     const id = randomUUID();
     try {
@@ -164,23 +179,48 @@ export class PhotoStore {
       throw storageError('store the photo', error);
     }
     try {
-      this.db
-        .prepare(
-          `INSERT INTO photos (id, status, received_at, description, original_filename, input_format, seq)
-           VALUES (?, 'queued', ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM photos))`,
-        )
-        .run(
-          id,
-          input.receivedAt.toISOString(),
-          input.description,
-          input.originalFilename,
-          input.inputFormat,
-        );
+      this.db.transaction(() => {
+        this.db
+          .prepare(
+            `INSERT INTO photos (id, status, received_at, description, original_filename, input_format, seq)
+             VALUES (?, 'queued', ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM photos))`,
+          )
+          .run(
+            id,
+            input.receivedAt.toISOString(),
+            input.description,
+            input.originalFilename,
+            input.inputFormat,
+          );
+        if (input.key) {
+          this.db
+            .prepare(
+              'INSERT INTO upload_keys (key, photo_id, fingerprint, created_ms) VALUES (?, ?, ?, ?)',
+            )
+            .run(input.key.key, id, input.key.fingerprint, Date.now());
+        }
+      })();
     } catch (error) {
       await rm(this.originalPath(id, input.inputFormat), { force: true });
       throw storageError('record the photo', error);
     }
     return this.get(id)!;
+  }
+
+  /** The photo an Idempotency-Key made in the last 24 h, if any. */
+  findUploadKey(key: string): UploadKey | undefined {
+    const row = this.db
+      .prepare('SELECT photo_id, fingerprint FROM upload_keys WHERE key = ? AND created_ms > ?')
+      .get(key, Date.now() - UPLOAD_KEY_TTL_MS) as
+      { photo_id: string; fingerprint: string } | undefined;
+    return row && { photoId: row.photo_id, fingerprint: row.fingerprint };
+  }
+
+  /** Forgets keys older than 24 h. */
+  forgetOldUploadKeys(): number {
+    return this.db
+      .prepare('DELETE FROM upload_keys WHERE created_ms <= ?')
+      .run(Date.now() - UPLOAD_KEY_TTL_MS).changes;
   }
 
   get(id: string): PhotoRecord | undefined {
@@ -189,52 +229,56 @@ export class PhotoStore {
   }
 
   /** Newest first. */
-  list(limit: number, statuses?: PhotoStatus[]): PhotoRecord[] {
-    const rows = statuses
-      ? (this.db
-          .prepare(
-            `SELECT * FROM photos WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq DESC LIMIT ?`,
-          )
-          .all(...statuses, limit) as Row[])
-      : (this.db.prepare('SELECT * FROM photos ORDER BY seq DESC LIMIT ?').all(limit) as Row[]);
-    return rows.map(toRecord);
-  }
-
-  /** Finished photos the walls may show (not hidden, approved), newest first. */
-  listShown(limit: number): PhotoRecord[] {
+  list(limit: number): PhotoRecord[] {
     const rows = this.db
-      .prepare(
-        `SELECT * FROM photos WHERE status = 'done' AND hidden = 0 AND approved = 1 ORDER BY seq DESC LIMIT ?`,
-      )
+      .prepare('SELECT * FROM photos ORDER BY seq DESC LIMIT ?')
       .all(limit) as Row[];
     return rows.map(toRecord);
   }
 
-  setHidden(id: string, hidden: boolean): void {
+  /** Photos on the walls (photos/visibility.ts), newest first. */
+  listOnWalls(limit: number): PhotoRecord[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM photos WHERE ${ON_WALLS_SQL} ORDER BY seq DESC LIMIT ?`)
+      .all(limit) as Row[];
+    return rows.map(toRecord);
+  }
+
+  /** Returns the updated record, or undefined when the photo is gone. */
+  setHidden(id: string, hidden: boolean): PhotoRecord | undefined {
     this.db.prepare('UPDATE photos SET hidden = ? WHERE id = ?').run(hidden ? 1 : 0, id);
+    return this.get(id);
   }
 
-  setApproved(id: string, approved: boolean): void {
+  setApproved(id: string, approved: boolean): PhotoRecord | undefined {
     this.db.prepare('UPDATE photos SET approved = ? WHERE id = ?').run(approved ? 1 : 0, id);
+    return this.get(id);
   }
 
-  /** Puts a failed photo back in line. */
-  requeue(id: string): void {
+  /** Puts a failed photo back in line (the operator's Retry): a fresh count of attempts. */
+  requeue(id: string): PhotoRecord | undefined {
     this.db
       .prepare(
-        `UPDATE photos SET status = 'queued', error_code = NULL, error_message = NULL WHERE id = ?`,
+        `UPDATE photos SET status = 'queued', error_code = NULL, error_message = NULL, attempts = 0
+         WHERE id = ? AND status = 'failed'`,
       )
       .run(id);
+    return this.get(id);
   }
 
+  /** Deletes the row and every file of the photo; its Idempotency-Key stays (resends get 410). */
   async remove(record: PhotoRecord): Promise<void> {
     this.db.prepare('DELETE FROM photos WHERE id = ?').run(record.id);
+    await this.removeFiles(record.id, record.inputFormat);
+  }
+
+  private async removeFiles(id: string, inputFormat: string): Promise<void> {
     await Promise.all(
       [
-        this.originalPath(record.id, record.inputFormat),
-        this.cutoutPath(record.id),
-        this.cutoutPath(record.id, 'full'),
-        this.maskPath(record.id),
+        this.originalPath(id, inputFormat),
+        this.cutoutPath(id),
+        this.cutoutPath(id, 'full'),
+        this.maskPath(id),
       ].map((file) => rm(file, { force: true })),
     );
   }
@@ -253,18 +297,59 @@ export class PhotoStore {
       .run(key, JSON.stringify(value));
   }
 
-  /** Photos a crash or stop left unfinished, oldest first: they are processed again. */
-  unfinished(): PhotoRecord[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM photos WHERE status IN ('queued','processing') ORDER BY seq ASC`)
-      .all() as Row[];
-    return rows.map(toRecord);
+  /**
+   * At start: what the previous run left unfinished. A photo still `processing` was in progress
+   * when the process died; after `maxAttempts` such deaths it is marked failed with
+   * E_ENGINE_CRASHED (kept, Retry in the dashboard) instead of taking the relay down at every
+   * start. The rest are returned, oldest first, to be processed again.
+   */
+  recoverUnfinished(maxAttempts: number): { resume: PhotoRecord[]; crashLooped: PhotoRecord[] } {
+    const crashLooped = (
+      this.db
+        .prepare(
+          `UPDATE photos SET status = 'failed', error_code = 'E_ENGINE_CRASHED', error_message = ?
+           WHERE status = 'processing' AND attempts >= ? RETURNING *`,
+        )
+        .all(
+          `Processing this photo stopped the relay ${maxAttempts} times, so it was set aside. The original is kept: Retry it from the dashboard.`,
+          maxAttempts,
+        ) as Row[]
+    ).map(toRecord);
+    const resume = (
+      this.db
+        .prepare(`SELECT * FROM photos WHERE status IN ('queued','processing') ORDER BY seq ASC`)
+        .all() as Row[]
+    ).map(toRecord);
+    return { resume, crashLooped };
   }
 
-  markProcessing(id: string): void {
-    this.db.prepare(`UPDATE photos SET status = 'processing' WHERE id = ?`).run(id);
+  /** Counts an attempt before the engine sees the photo (so a crash inside it is counted). */
+  markProcessing(id: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE photos SET status = 'processing', attempts = attempts + 1
+           WHERE id = ? AND status IN ('queued','processing')`,
+        )
+        .run(id).changes === 1
+    );
   }
 
+  /** A stop interrupted this attempt (not a crash): back in line, the attempt not counted. */
+  backToQueue(id: string): void {
+    this.db
+      .prepare(
+        `UPDATE photos SET status = 'queued', attempts = MAX(attempts - 1, 0)
+         WHERE id = ? AND status = 'processing'`,
+      )
+      .run(id);
+  }
+
+  /**
+   * Stores the cut-out and mask, then marks the photo done (and approved or held, per approval
+   * mode) in one statement. Returns the done record, or undefined when the photo was deleted
+   * meanwhile (its files are then removed again).
+   */
   async saveResult(
     id: string,
     result: {
@@ -273,32 +358,50 @@ export class PhotoStore {
       processingMs: number;
       width: number;
       height: number;
+      holdForApproval: boolean;
     },
-  ): Promise<void> {
+  ): Promise<PhotoRecord | undefined> {
+    if (!this.get(id)) return undefined;
     try {
       await writeDurably(this.maskPath(id), result.mask);
       await writeDurably(this.cutoutPath(id), result.cutout);
     } catch (error) {
       throw storageError('store the cut-out', error);
     }
-    this.db
+    const row = this.db
       .prepare(
         `UPDATE photos SET status = 'done', processing_ms = ?, width = ?, height = ?,
-         error_code = NULL, error_message = NULL WHERE id = ?`,
+         approved = CASE WHEN ? THEN 0 ELSE approved END,
+         error_code = NULL, error_message = NULL WHERE id = ? RETURNING *`,
       )
-      .run(result.processingMs, result.width, result.height, id);
+      .get(result.processingMs, result.width, result.height, result.holdForApproval ? 1 : 0, id) as
+      Row | undefined;
+    if (!row) {
+      await Promise.all(
+        [this.maskPath(id), this.cutoutPath(id)].map((file) => rm(file, { force: true })),
+      );
+      return undefined;
+    }
+    return toRecord(row);
   }
 
   async saveFullCutout(id: string, png: Uint8Array): Promise<void> {
     await writeDurably(this.cutoutPath(id, 'full'), png);
   }
 
-  markFailed(id: string, code: ErrorCode, message: string, processingMs: number): void {
-    this.db
+  markFailed(
+    id: string,
+    code: ErrorCode,
+    message: string,
+    processingMs: number,
+  ): PhotoRecord | undefined {
+    const row = this.db
       .prepare(
-        `UPDATE photos SET status = 'failed', error_code = ?, error_message = ?, processing_ms = ? WHERE id = ?`,
+        `UPDATE photos SET status = 'failed', error_code = ?, error_message = ?, processing_ms = ?
+         WHERE id = ? RETURNING *`,
       )
-      .run(code, message, processingMs, id);
+      .get(code, message, processingMs, id) as Row | undefined;
+    return row && toRecord(row);
   }
 
   readOriginal(record: PhotoRecord): Promise<Buffer> {
@@ -307,6 +410,36 @@ export class PhotoStore {
 
   readMask(id: string): Promise<Buffer> {
     return readFile(this.maskPath(id));
+  }
+
+  /**
+   * At start, before anything is accepted: removes temp files a crash left mid-write and files
+   * no row points at (an original stored just before a crash, before its row; files of a photo
+   * deleted while its cut-out was being written). Returns how many files went.
+   */
+  async sweep(): Promise<number> {
+    const ids = new Set(
+      (this.db.prepare('SELECT id FROM photos').all() as { id: string }[]).map((row) => row.id),
+    );
+    let removed = 0;
+    for (const folder of FILE_FOLDERS) {
+      const dir = path.join(this.dir, folder);
+      for (const name of await readdir(dir)) {
+        const id = name.slice(0, 36);
+        if (name.endsWith(TEMP_SUFFIX) || !ids.has(id)) {
+          await rm(path.join(dir, name), { force: true });
+          removed++;
+        }
+      }
+      if (removed) await syncDirectory(dir);
+    }
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith(TEMP_SUFFIX)) {
+        await rm(path.join(this.dir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   close(): void {

@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import { PhotoRelayError } from '../../shared/errors.ts';
+import type { UploadSuccess } from '../../shared/protocol.ts';
+import type { RelayConfig } from '../config/relay-config.ts';
+import { identifyFormat, probeImage } from '../engine/image-input.ts';
+import type { PhotoStore } from '../store/photo-store.ts';
+import { clientAddress, type UploadLimiter } from './auth.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { readUploadForm, type UploadForm } from './multipart.ts';
+import type { ProcessedPhoto, Processor } from './processor.ts';
+
+export interface UploadDeps {
+  config: RelayConfig;
+  store: PhotoStore;
+  processor: Processor;
+  uploads: UploadLimiter;
+  logger: Logger;
+  metrics: Metrics;
+  stopping: () => boolean;
+}
+
+/** The IETF httpapi draft's header; our uploader sends its outbox key. */
+const KEY_HEADER = 'idempotency-key';
+/** Visible ASCII, as the draft's examples (a UUID fits; quotes of a structured string are dropped). */
+const KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+function idempotencyKey(req: Request): string | undefined {
+  const raw = req.headers[KEY_HEADER];
+  if (raw === undefined) return undefined;
+  const key = (Array.isArray(raw) ? raw.join(',') : raw).trim().replace(/^"(.*)"$/, '$1');
+  if (!KEY_PATTERN.test(key)) throw new PhotoRelayError('E_IDEMPOTENCY_KEY_INVALID');
+  return key;
+}
+
+/** Same key, same request: the photo's bytes and its message. */
+function fingerprint(form: UploadForm): string {
+  return createHash('sha256')
+    .update(form.image)
+    .update('\0')
+    .update(form.description)
+    .digest('hex');
+}
+
+function answer(res: Response, { record }: ProcessedPhoto): void {
+  res.json({
+    status: 'success',
+    processingTime: record.processingTime ?? 0,
+    message: 'Image processed and broadcast successfully',
+    id: record.id,
+  } satisfies UploadSuccess);
+}
+
+/**
+ * `POST /upload/`, the original API: answers once the cut-out was broadcast. With an
+ * `Idempotency-Key`, a resend within 24 h (the phone timed out, the Wi-Fi dropped, the relay
+ * restarted) is answered what the first got, with the same id, and makes no second photo: it
+ * waits on the same job if the first is still in line or processing. A key whose first request
+ * was refused (nothing stored) is free again.
+ */
+export function uploadHandler(deps: UploadDeps): RequestHandler {
+  const { config, store, processor, uploads, logger, metrics } = deps;
+  /** Keys whose first request is between "not seen" and "stored" (the store cannot tell yet). */
+  const storing = new Map<string, Promise<void>>();
+
+  /** The photo this key already made, waiting for a concurrent first request to be stored. */
+  async function knownPhoto(key: string, print: string): Promise<string | undefined> {
+    for (;;) {
+      const known = store.findUploadKey(key);
+      if (known) {
+        if (known.fingerprint !== print) throw new PhotoRelayError('E_IDEMPOTENCY_KEY_REUSED');
+        return known.photoId;
+      }
+      const first = storing.get(key);
+      if (!first) return undefined;
+      await first;
+    }
+  }
+
+  return async (req, res) => {
+    if (deps.stopping())
+      throw new PhotoRelayError('E_SHUTTING_DOWN', undefined, { retryAfterSeconds: 5 });
+    const key = idempotencyKey(req);
+    const address = clientAddress(req);
+    await uploads.take(address);
+    const form = await readUploadForm(req, config.maxUploadBytes);
+    const receivedAt = performance.now();
+    const received = new Date();
+    const print = key === undefined ? '' : fingerprint(form);
+    let release = () => {};
+    if (key !== undefined) {
+      const photoId = await knownPhoto(key, print);
+      if (photoId) {
+        logger.info({ event: 'upload.repeat', photo: photoId, address }, 'upload resent');
+        answer(res, await processor.outcome(photoId));
+        metrics.countUpload('ok');
+        return;
+      }
+      // Claimed synchronously after the lookup: a concurrent resend waits for this one.
+      let settle = () => {};
+      storing.set(key, new Promise<void>((resolve) => (settle = resolve)));
+      release = () => {
+        storing.delete(key);
+        settle();
+      };
+    }
+    let record;
+    try {
+      // Cheap checks from the header before anything is stored: nothing we refuse is kept.
+      const inputFormat = identifyFormat(form.image);
+      await probeImage(form.image, config.maxPixels);
+      if (!processor.admit(config.queueSize)) {
+        throw new PhotoRelayError(
+          'E_QUEUE_FULL',
+          `The relay is busy (${processor.pending} photos in line). It will take yours in a few seconds.`,
+          { retryAfterSeconds: 5 },
+        );
+      }
+      try {
+        record = await store.accept({
+          bytes: form.image,
+          inputFormat,
+          description: form.description,
+          originalFilename: form.originalFilename,
+          receivedAt: received,
+          key: key === undefined ? undefined : { key, fingerprint: print },
+        });
+      } catch (error) {
+        processor.release();
+        throw error;
+      }
+    } finally {
+      release();
+    }
+    logger.info(
+      {
+        event: 'upload.accepted',
+        photo: record.id,
+        address,
+        bytes: form.image.length,
+        format: record.inputFormat,
+      },
+      'upload accepted',
+    );
+    answer(res, await processor.process(record, form.image, receivedAt, true));
+    metrics.countUpload('ok');
+  };
+}

@@ -1,0 +1,91 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { PhotoRelayError } from '../../shared/errors.ts';
+import { PROTOCOL_V2, type ClientRole } from '../../shared/protocol.ts';
+import type { RelayConfig } from '../config/relay-config.ts';
+import { checkAdmin, clientAddress, type PinGuard } from './auth.ts';
+import type { Broadcaster, Credential } from './broadcaster.ts';
+import { asCatalogError } from './error-handler.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { originAllowed } from './origin-policy.ts';
+
+const ROLES: ClientRole[] = ['display', 'uploader', 'dashboard'];
+
+export interface UpgradeDeps {
+  config: RelayConfig;
+  pins: PinGuard;
+  broadcaster: Broadcaster;
+  logger: Logger;
+  metrics: Metrics;
+  stopping: () => boolean;
+}
+
+/** An HTTP refusal on a socket that asked to upgrade: the catalog's JSON, then close. */
+function refuse(socket: Duplex, error: PhotoRelayError, metrics: Metrics): void {
+  metrics.errors.inc({ code: error.code });
+  const body = JSON.stringify(error.toBody());
+  const retry = error.retryAfterSeconds ? `Retry-After: ${error.retryAfterSeconds}\r\n` : '';
+  socket.end(
+    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * `WS /ws`: the original protocol (PIN) and protocol 2 (`protocol=2&role=…`). Guests (displays,
+ * uploaders) need the PIN; the dashboard role needs the admin token (`token=`, loopback only).
+ * Returns the server's `upgrade` listener.
+ */
+export function upgradeHandler(deps: UpgradeDeps) {
+  const { config, pins, broadcaster, logger, metrics } = deps;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 });
+  wss.on('error', (error) =>
+    logger.error({ event: 'ws.error', err: error.message }, 'WebSocket server error'),
+  );
+
+  async function authenticate(req: http.IncomingMessage, role: ClientRole, url: URL) {
+    if (role === 'dashboard') {
+      checkAdmin(req, config.adminToken, url.searchParams.get('token') ?? '');
+      return { kind: 'admin' } satisfies Credential;
+    }
+    await pins.check(req);
+    return (pins.enabled ? { kind: 'pin' } : { kind: 'open' }) satisfies Credential;
+  }
+
+  return (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => undefined);
+    const url = new URL(req.url ?? '/', 'http://relay');
+    const origin = req.headers.origin;
+    const early =
+      url.pathname !== '/ws'
+        ? 'E_NOT_FOUND'
+        : deps.stopping()
+          ? 'E_SHUTTING_DOWN'
+          : origin && !originAllowed(origin, req.headers.host, config.corsOrigins)
+            ? 'E_ORIGIN_FORBIDDEN'
+            : undefined;
+    if (early) {
+      refuse(socket, new PhotoRelayError(early), metrics);
+      return;
+    }
+    const protocol = url.searchParams.get('protocol') === String(PROTOCOL_V2) ? 2 : 1;
+    const requested = url.searchParams.get('role') as ClientRole | null;
+    const role = protocol === 2 && requested && ROLES.includes(requested) ? requested : 'display';
+    void authenticate(req, role, url).then(
+      (credential) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          broadcaster.attach(ws, {
+            role,
+            protocol,
+            address: clientAddress(req),
+            userAgent: req.headers['user-agent'],
+            credential,
+          });
+        });
+      },
+      (error: unknown) => refuse(socket, asCatalogError(error), metrics),
+    );
+  };
+}
