@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { loadRelayConfig } from '../electron/config/relay-config.ts';
-import { createRelay, type Relay } from '../electron/relay/app.ts';
+import { createRelay, type Relay, type RelayServices } from '../electron/relay/app.ts';
 import { createLogger } from '../electron/relay/logger.ts';
 
 export const PIN = '4321';
@@ -18,10 +18,14 @@ export interface TestRelay {
   close(keepData?: boolean): Promise<void>;
 }
 
-/** A real relay on a free port with its own data folder and the real model. */
+/**
+ * A real relay on a free port with its own data folder and the real model (unless `services`
+ * chooses another engine, e.g. a gated stand-in around the real one).
+ */
 export async function startTestRelay(
   env: Record<string, string> = {},
   reuseDataDir?: string,
+  services: Omit<RelayServices, 'logger'> = {},
 ): Promise<TestRelay> {
   const dataDir = reuseDataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'photo-relay-data-')));
   const config = loadRelayConfig({
@@ -34,7 +38,7 @@ export async function startTestRelay(
     MODELS_DIR: process.env.MODELS_DIR ?? '',
     ...env,
   });
-  const relay = await createRelay(config, { logger: createLogger('error') });
+  const relay = await createRelay(config, { logger: createLogger('error'), ...services });
   const { port } = await relay.start();
   return {
     relay,

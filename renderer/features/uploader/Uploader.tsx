@@ -22,6 +22,11 @@ function errorText(code: string | undefined): string {
     case 'E_TRUNCATED_IMAGE':
     case 'E_IMAGE_TOO_LARGE':
       return t.damaged;
+    case 'E_PHOTO_DELETED':
+      return t.deletedByOperator;
+    case 'E_PROCESSING_FAILED':
+    case 'E_ENGINE_CRASHED':
+      return t.keptForOperator;
     default:
       return t.failed;
   }

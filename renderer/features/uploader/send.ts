@@ -8,14 +8,23 @@ export type SendOutcome =
   | { kind: 'refused'; code: string; message: string };
 
 /**
+ * 5xx answers about a photo the relay has stored: sending it again cannot help (the relay
+ * answers a resend with the same outcome), and the operator can retry it from the kept original.
+ */
+const FINAL_SERVER_CODES = new Set(['E_PROCESSING_FAILED', 'E_ENGINE_CRASHED']);
+
+/**
  * One upload with real progress (XMLHttpRequest reports upload progress; fetch does not).
- * Network failures, 429 and 5xx are retried; other refusals are final.
+ * Network failures, 429 and other 5xx are retried; other refusals are final. Every attempt
+ * carries the outbox key as `Idempotency-Key`, so a resend after a timeout, a dropped Wi-Fi or a
+ * relay restart is the same photo, never a second one.
  */
 export function sendPhoto(
   blob: Blob,
   name: string,
   description: string,
   pin: string,
+  idempotencyKey: string,
   onProgress: (fraction: number) => void,
 ): Promise<SendOutcome> {
   return new Promise((resolve) => {
@@ -25,6 +34,7 @@ export function sendPhoto(
     const request = new XMLHttpRequest();
     request.open('POST', '/upload/');
     request.setRequestHeader('X-Event-Pin', pin);
+    request.setRequestHeader('Idempotency-Key', idempotencyKey);
     request.responseType = 'json';
     request.timeout = 120_000;
     request.upload.onprogress = (event) => {
@@ -43,7 +53,11 @@ export function sendPhoto(
       const retryAfter = Number(request.getResponseHeader('Retry-After'));
       if (request.status === 401) {
         resolve({ kind: 'pin', message: body?.message ?? 'PIN' });
-      } else if (request.status === 429 || request.status >= 500 || request.status === 0) {
+      } else if (
+        request.status === 429 ||
+        (request.status >= 500 && !FINAL_SERVER_CODES.has(body?.code ?? '')) ||
+        request.status === 0
+      ) {
         resolve({
           kind: 'retry',
           afterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,

@@ -55,6 +55,7 @@ export function useUploadQueue(pin: string | undefined, onPinRejected: (message:
       next.name,
       next.description,
       currentPin,
+      next.key,
       (fraction) => {
         progress.current.set(next.key, fraction);
         void refresh();
