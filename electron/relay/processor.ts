@@ -8,6 +8,7 @@ import { isOnWalls } from '../photos/visibility.ts';
 import type { PhotoRecord, PhotoStore } from '../store/photo-store.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { Broadcaster } from './broadcaster.ts';
+import { EngineTurns } from './engine-turns.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -68,6 +69,7 @@ export class Processor {
   private pendingCount = 0;
   private readonly jobs = new Map<string, Job>();
   private readonly fullRenders = new Map<string, Promise<Buffer>>();
+  private readonly turns = new EngineTurns();
 
   constructor(
     private readonly deps: {
@@ -215,10 +217,17 @@ export class Processor {
     const log = logger.child({ photo: record.id });
     try {
       const bytes = given ?? (await store.readOriginal(record));
-      if (!store.markProcessing(record.id)) throw deleted(record.id);
-      changes.changed(store.get(record.id) ?? record);
-      log.debug({ event: 'processing.start' }, 'processing');
-      const result = await this.segment(bytes);
+      // Attempted before and not finished: it was in progress when the process died.
+      const endTurn = await this.turns.take(record.attempts > 0);
+      let result;
+      try {
+        if (!store.markProcessing(record.id)) throw deleted(record.id);
+        changes.changed(store.get(record.id) ?? record);
+        log.debug({ event: 'processing.start' }, 'processing');
+        result = await this.segment(bytes);
+      } finally {
+        endTurn();
+      }
       const processingMs = round2(performance.now() - receivedAt);
       const done = await store.saveResult(record.id, {
         cutout: result.image,
