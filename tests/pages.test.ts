@@ -34,6 +34,8 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
       {
         cwd: repoRoot,
         stdio: 'inherit',
+        // vitest sets NODE_ENV=test, which would make Vite build React's development bundle.
+        env: { ...process.env, NODE_ENV: 'production' },
       },
     );
     await mkdir(artifacts, { recursive: true });

@@ -22,7 +22,7 @@ describe.skipIf(skipReason)('the uploader resends as the same photo', () => {
     execFileSync(
       process.execPath,
       [path.join(repoRoot, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'],
-      { cwd: repoRoot, stdio: 'inherit' },
+      { cwd: repoRoot, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } },
     );
     relay = await startTestRelay();
     browser = await launchChromium();

