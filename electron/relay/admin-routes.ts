@@ -15,6 +15,7 @@ import type { DashboardFeed } from './dashboard-feed.ts';
 import type { OperatorView } from './operator-view.ts';
 import type { Processor } from './processor.ts';
 import { findPhoto } from './public-routes.ts';
+import type { WallCredentials } from './wall-credentials.ts';
 
 export interface AdminDeps {
   config: RelayConfig;
@@ -25,6 +26,7 @@ export interface AdminDeps {
   backgroundImage: BackgroundImage;
   view: OperatorView;
   feed: DashboardFeed;
+  walls: WallCredentials;
 }
 
 const EXPORT_TICKET_MS = 60_000;
@@ -129,6 +131,24 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
   });
   api.delete('/clients/:id', (req, res) => {
     if (!broadcaster.disconnect(req.params.id)) throw new PhotoRelayError('E_NOT_FOUND');
+    res.status(204).end();
+  });
+
+  /** Displays' own credentials (given when they joined with the PIN). */
+  api.get('/walls', (_req, res) => {
+    res.json(deps.walls.list());
+  });
+  /** Revoke: the token is refused from now on and the display's sockets are closed (4002). */
+  api.delete('/walls/:id', (req, res) => {
+    const id = req.params.id;
+    if (!deps.walls.revoke(id))
+      throw new PhotoRelayError('E_NOT_FOUND', `No wall with id "${id}".`);
+    broadcaster.closeWhere(
+      (credential) => credential.kind === 'wall' && credential.wallId === id,
+      CLOSE_CODES.wallRevoked,
+      'this display was removed by the operator',
+    );
+    feed.clientsChanged();
     res.status(204).end();
   });
 

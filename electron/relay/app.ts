@@ -22,6 +22,7 @@ import { originPolicy } from './origin-policy.ts';
 import { pagesRouter } from './pages.ts';
 import { Processor } from './processor.ts';
 import { publicRouter } from './public-routes.ts';
+import { WallCredentials } from './wall-credentials.ts';
 import { upgradeHandler } from './ws-upgrade.ts';
 
 export interface Relay {
@@ -102,7 +103,10 @@ export async function createRelay(
   };
   // The broadcaster, the processor and the dashboard feed tell each other about changes: the
   // view's getters are only called once all three exist.
-  const walls = () => [];
+  const wallCredentials = new WallCredentials(store, () =>
+    broadcaster.list().flatMap((client) => (client.wallId ? [client.wallId] : [])),
+  );
+  const walls = () => wallCredentials.list();
   const view = new OperatorView({
     config,
     store,
@@ -136,7 +140,7 @@ export async function createRelay(
     backgroundImage,
     changes: feed,
   });
-  const pins = new PinGuard(() => settings.current().pin);
+  const pins = new PinGuard(() => settings.current().pin, wallCredentials);
   let stopping = false;
   const isStopping = () => stopping;
 
@@ -169,6 +173,7 @@ export async function createRelay(
     backgroundImage,
     view,
     feed,
+    walls: wallCredentials,
   });
   app.use('/admin/api', admin.api);
   app.use(admin.downloads);
@@ -186,7 +191,15 @@ export async function createRelay(
   });
   server.on(
     'upgrade',
-    upgradeHandler({ config, pins, broadcaster, logger, metrics, stopping: isStopping }),
+    upgradeHandler({
+      config,
+      pins,
+      broadcaster,
+      walls: wallCredentials,
+      logger,
+      metrics,
+      stopping: isStopping,
+    }),
   );
 
   let perfTimer: NodeJS.Timeout | undefined;

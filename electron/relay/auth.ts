@@ -3,7 +3,10 @@ import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { PhotoRelayError } from '../../shared/errors.ts';
 
-/** PairDrop's limit: 10 wrong PINs per 10 s from one address, then that address waits. */
+/**
+ * PairDrop's limit: 10 wrong PINs (or wall tokens) per 10 s from one address, then that address
+ * waits.
+ */
 const PIN_FAILURES = { points: 10, duration: 10 };
 
 export function sameSecret(given: string, expected: string): boolean {
@@ -20,26 +23,48 @@ export function isLoopback(address: string): boolean {
   return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
+/** A header's value, or the query parameter's where a header cannot be sent (<img>, WebSocket). */
+function presented(req: IncomingMessage, header: string, query: string): string | undefined {
+  const value = req.headers[header];
+  if (typeof value === 'string' && value) return value;
+  return new URL(req.url ?? '/', 'http://relay').searchParams.get(query) ?? undefined;
+}
+
 /** The PIN from the X-Event-Pin header or the ?pin= query parameter. */
 export function presentedPin(req: IncomingMessage): string | undefined {
-  const header = req.headers['x-event-pin'];
-  if (typeof header === 'string' && header) return header;
-  const query = new URL(req.url ?? '/', 'http://relay').searchParams.get('pin');
-  return query ?? undefined;
+  return presented(req, 'x-event-pin', 'pin');
+}
+
+/** A display's own credential from the X-Wall-Token header or the ?wall= query parameter. */
+export function presentedWallToken(req: IncomingMessage): string | undefined {
+  return presented(req, 'x-wall-token', 'wall') || undefined;
 }
 
 function retryAfter(result: RateLimiterRes): number {
   return Math.max(1, Math.ceil(result.msBeforeNext / 1000));
 }
 
+/** What a guest request was let in with (a subset of the sockets' Credential). */
+export type GuestAccess = { kind: 'pin' } | { kind: 'wall'; wallId: string } | { kind: 'open' };
+
+/** Checks wall tokens (WallCredentials implements it): the wall's id, or undefined. */
+export interface WallVerifier {
+  verify(token: string): string | undefined;
+}
+
 /**
- * Checks the event PIN on HTTP requests and WebSocket upgrades, rate limiting failures. The PIN
- * itself lives in the event's settings (kept in the data folder; rotated there).
+ * Checks the event PIN and displays' wall tokens on HTTP requests and WebSocket upgrades, with one
+ * failure limit per address for both. Every attempt is counted before anything is compared (and
+ * given back when it succeeds), so parallel guesses cannot slip past the limit. The PIN itself
+ * lives in the event's settings (kept in the data folder; rotated there).
  */
 export class PinGuard {
   private readonly failures = new RateLimiterMemory(PIN_FAILURES);
 
-  constructor(private readonly currentPin: () => string | null) {}
+  constructor(
+    private readonly currentPin: () => string | null,
+    private readonly walls?: WallVerifier,
+  ) {}
 
   get enabled(): boolean {
     return this.currentPin() !== null;
@@ -49,19 +74,59 @@ export class PinGuard {
   async check(req: IncomingMessage): Promise<void> {
     const pin = this.currentPin();
     if (pin === null) return;
-    const address = clientAddress(req);
-    const state = await this.failures.get(address);
-    if (state && state.consumedPoints >= PIN_FAILURES.points) {
-      throw new PhotoRelayError(
-        'E_RATE_LIMITED',
-        'Too many wrong PINs from this device. Wait a few seconds and try again.',
-        { retryAfterSeconds: retryAfter(state) },
-      );
-    }
     const given = presentedPin(req);
-    if (given !== undefined && sameSecret(given, pin)) return;
-    await this.failures.consume(address).catch(() => undefined);
-    throw new PhotoRelayError(given === undefined ? 'E_PIN_REQUIRED' : 'E_PIN_WRONG');
+    await this.attempt(
+      req,
+      () => given !== undefined && sameSecret(given, pin),
+      given === undefined ? 'E_PIN_REQUIRED' : 'E_PIN_WRONG',
+      'Too many wrong PINs from this device. Wait a few seconds and try again.',
+    );
+  }
+
+  /** The wall the token belongs to; throws E_RATE_LIMITED or E_WALL_REVOKED (unknown or revoked). */
+  async checkWall(req: IncomingMessage, token: string): Promise<string> {
+    let wallId: string | undefined;
+    await this.attempt(
+      req,
+      () => (wallId = this.walls?.verify(token)) !== undefined,
+      'E_WALL_REVOKED',
+      'Too many refused display credentials from this device. Wait a few seconds and try again.',
+    );
+    return wallId!;
+  }
+
+  /**
+   * A guest (display, uploader): with `allowWall`, a presented wall token decides (the PIN is then
+   * not looked at); otherwise the PIN.
+   */
+  async checkGuest(
+    req: IncomingMessage,
+    options: { allowWall?: boolean } = {},
+  ): Promise<GuestAccess> {
+    const token = options.allowWall ? presentedWallToken(req) : undefined;
+    if (token !== undefined) return { kind: 'wall', wallId: await this.checkWall(req, token) };
+    await this.check(req);
+    return this.enabled ? { kind: 'pin' } : { kind: 'open' };
+  }
+
+  /** Counts the attempt, then compares; a success gives the point back. */
+  private async attempt(
+    req: IncomingMessage,
+    matches: () => boolean,
+    refusal: 'E_PIN_REQUIRED' | 'E_PIN_WRONG' | 'E_WALL_REVOKED',
+    limited: string,
+  ): Promise<void> {
+    const address = clientAddress(req);
+    try {
+      await this.failures.consume(address);
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      throw new PhotoRelayError('E_RATE_LIMITED', limited, {
+        retryAfterSeconds: retryAfter(error),
+      });
+    }
+    if (!matches()) throw new PhotoRelayError(refusal);
+    await this.failures.reward(address);
   }
 }
 

@@ -35,10 +35,18 @@ export function publicRouter(deps: PublicDeps): Router {
   const { store, engine, broadcaster, pins, metrics } = deps;
   const processor: Processor = deps.processor;
   const router = Router();
-  const requirePin = async (req: Request, _res: Response, next: NextFunction) => {
-    await pins.check(req);
-    next();
-  };
+  /**
+   * The guests' guard: the event PIN, or with `allowWall` a display's own credential instead
+   * (the reads a wall makes; uploads and the rest still need the PIN).
+   */
+  const requireGuest =
+    (options: { allowWall?: boolean } = {}) =>
+    async (req: Request, _res: Response, next: NextFunction) => {
+      await pins.checkGuest(req, options);
+      next();
+    };
+  const requirePin = requireGuest();
+  const requirePinOrWall = requireGuest({ allowWall: true });
 
   router.get('/api/join', requirePin, (_req, res) => {
     res.json({ urls: deps.baseUrls(), pinRequired: pins.enabled });
@@ -57,7 +65,7 @@ export function publicRouter(deps: PublicDeps): Router {
 
   router.post('/upload/', requirePin, uploadHandler(deps));
 
-  router.get('/api/photos', requirePin, (req, res) => {
+  router.get('/api/photos', requirePinOrWall, (req, res) => {
     const raw = typeof req.query.limit === 'string' ? req.query.limit : '50';
     const limit = /^\d+$/.test(raw) ? Math.min(Math.max(Number(raw), 1), 1000) : NaN;
     if (Number.isNaN(limit))
@@ -69,7 +77,7 @@ export function publicRouter(deps: PublicDeps): Router {
     res.json(photoDetail(findPhoto(store, String(req.params.id))));
   });
 
-  router.get('/api/photos/:id/cutout', requirePin, async (req, res) => {
+  router.get('/api/photos/:id/cutout', requirePinOrWall, async (req, res) => {
     const record = findPhoto(store, String(req.params.id));
     if (!isOnWalls(record)) {
       throw new PhotoRelayError('E_NOT_FOUND', `Photo ${record.id} has no cut-out to show.`);

@@ -5,11 +5,12 @@ import { PhotoRelayError } from '../../shared/errors.ts';
 import { PROTOCOL_V2, type ClientRole } from '../../shared/protocol.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import { checkAdmin, clientAddress, type PinGuard } from './auth.ts';
-import type { Broadcaster, Credential } from './broadcaster.ts';
+import type { AttachOptions, Broadcaster, Credential } from './broadcaster.ts';
 import { asCatalogError } from './error-handler.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { originAllowed } from './origin-policy.ts';
+import type { WallCredentials } from './wall-credentials.ts';
 
 const ROLES: ClientRole[] = ['display', 'uploader', 'dashboard'];
 
@@ -17,6 +18,7 @@ export interface UpgradeDeps {
   config: RelayConfig;
   pins: PinGuard;
   broadcaster: Broadcaster;
+  walls: WallCredentials;
   logger: Logger;
   metrics: Metrics;
   stopping: () => boolean;
@@ -36,22 +38,52 @@ function refuse(socket: Duplex, error: PhotoRelayError, metrics: Metrics): void 
 /**
  * `WS /ws`: the original protocol (PIN) and protocol 2 (`protocol=2&role=…`). Guests (displays,
  * uploaders) need the PIN; the dashboard role needs the admin token (`token=`, loopback only).
- * Returns the server's `upgrade` listener.
+ * A protocol-2 display may present its own credential instead (`wall=`); one that joins with the
+ * PIN is given one in its hello, so a PIN rotation does not close it. Original-protocol displays
+ * and uploaders hold only the PIN. Returns the server's `upgrade` listener.
  */
 export function upgradeHandler(deps: UpgradeDeps) {
-  const { config, pins, broadcaster, logger, metrics } = deps;
+  const { config, pins, broadcaster, walls, logger, metrics } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 });
   wss.on('error', (error) =>
     logger.error({ event: 'ws.error', err: error.message }, 'WebSocket server error'),
   );
 
-  async function authenticate(req: http.IncomingMessage, role: ClientRole, url: URL) {
+  /** What the socket is let in with; `wall`: a display that gets a credential of its own. */
+  async function authenticate(
+    req: http.IncomingMessage,
+    role: ClientRole,
+    protocol: 1 | 2,
+    url: URL,
+  ): Promise<Credential> {
     if (role === 'dashboard') {
       checkAdmin(req, config.adminToken, url.searchParams.get('token') ?? '');
-      return { kind: 'admin' } satisfies Credential;
+      return { kind: 'admin' };
     }
-    await pins.check(req);
-    return (pins.enabled ? { kind: 'pin' } : { kind: 'open' }) satisfies Credential;
+    return pins.checkGuest(req, { allowWall: role === 'display' && protocol === PROTOCOL_V2 });
+  }
+
+  /** A protocol-2 display let in with the PIN is given its own credential, shown once in the hello. */
+  function attachOptions(
+    req: http.IncomingMessage,
+    role: ClientRole,
+    protocol: 1 | 2,
+    credential: Credential,
+  ): AttachOptions {
+    const options: AttachOptions = {
+      role,
+      protocol,
+      address: clientAddress(req),
+      userAgent: req.headers['user-agent'],
+      credential,
+    };
+    if (credential.kind === 'pin' && role === 'display' && protocol === PROTOCOL_V2) {
+      const { id, token } = walls.issue(req.headers['user-agent'] ?? '');
+      options.credential = { kind: 'wall', wallId: id };
+      options.hello = { wallToken: token };
+      logger.info({ event: 'wall.issued', wallId: id }, 'display given a wall credential');
+    }
+    return options;
   }
 
   return (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -73,16 +105,16 @@ export function upgradeHandler(deps: UpgradeDeps) {
     const protocol = url.searchParams.get('protocol') === String(PROTOCOL_V2) ? 2 : 1;
     const requested = url.searchParams.get('role') as ClientRole | null;
     const role = protocol === 2 && requested && ROLES.includes(requested) ? requested : 'display';
-    void authenticate(req, role, url).then(
+    void authenticate(req, role, protocol, url).then(
       (credential) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
-          broadcaster.attach(ws, {
-            role,
-            protocol,
-            address: clientAddress(req),
-            userAgent: req.headers['user-agent'],
-            credential,
-          });
+          const options = attachOptions(req, role, protocol, credential);
+          const held = options.credential;
+          if (held.kind === 'wall') {
+            walls.touch(held.wallId);
+            ws.on('pong', () => walls.touch(held.wallId));
+          }
+          broadcaster.attach(ws, options);
         });
       },
       (error: unknown) => refuse(socket, asCatalogError(error), metrics),

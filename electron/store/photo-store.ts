@@ -133,6 +133,14 @@ export class PhotoStore {
         created_ms INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS upload_keys_by_age ON upload_keys (created_ms);
+      -- Displays' own credentials (wall-credentials.ts): a sha256 of the token, never the token.
+      CREATE TABLE IF NOT EXISTS walls (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+      );
     `);
     // Columns added after the first release.
     const columns = new Set(
@@ -445,4 +453,44 @@ export class PhotoStore {
   close(): void {
     this.db.close();
   }
+
+  // Wall credentials: rows only; the rules (tokens, hashing, checks) are in wall-credentials.ts.
+
+  addWall(wall: WallRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO walls (id, token_hash, label, created_at, last_seen_at)
+         VALUES (@id, @tokenHash, @label, @createdAt, @lastSeenAt)`,
+      )
+      .run(wall);
+  }
+
+  /** Every wall credential, most recently seen first. */
+  listWalls(): WallRow[] {
+    return this.db
+      .prepare(
+        `SELECT id, token_hash AS tokenHash, label, created_at AS createdAt,
+         last_seen_at AS lastSeenAt FROM walls ORDER BY last_seen_at DESC, id`,
+      )
+      .all() as WallRow[];
+  }
+
+  touchWall(id: string, lastSeenAt: string): void {
+    this.db.prepare('UPDATE walls SET last_seen_at = ? WHERE id = ?').run(lastSeenAt, id);
+  }
+
+  /** False when there was no such wall. */
+  removeWall(id: string): boolean {
+    return this.db.prepare('DELETE FROM walls WHERE id = ?').run(id).changes === 1;
+  }
+}
+
+/** A row of the walls table. */
+export interface WallRow {
+  id: string;
+  /** sha256 of the token, hex. */
+  tokenHash: string;
+  label: string;
+  createdAt: string;
+  lastSeenAt: string;
 }

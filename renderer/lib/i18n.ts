@@ -11,6 +11,7 @@ const en = {
   pinLabel: 'Event PIN',
   join: 'Join',
   wrongPin: 'That PIN is not right. Check it and try again.',
+  pinChanged: 'The event PIN was changed. Enter the new PIN (shown at the venue).',
   queued: 'Waiting to send…',
   uploading: 'Sending…',
   processing: 'Cutting out…',
@@ -21,11 +22,19 @@ const en = {
   notPhoto: 'This is not a photo the relay can read. Send a JPEG, PNG or WebP.',
   damaged: 'This photo is damaged or incomplete.',
   deletedByOperator: 'The organisers removed this photo.',
-  keptForOperator: 'The relay kept this photo but could not cut it out. The organisers can try it again.',
+  keptForOperator:
+    'The relay kept this photo but could not cut it out. The organisers can try it again.',
   invite: 'Invite others',
   inviteHelp: 'Let a friend scan this code to join.',
   offline: 'Offline',
   remove: 'Remove',
+  // The display wall.
+  wallNeedsPin: 'Add ?pin=<event PIN> to this page’s address.',
+  wallRemoved:
+    'This display was removed by the operator. To show photos here again, open the display link with the event PIN.',
+  wallPinChanged: 'The event PIN changed: open the new display link.',
+  wallReconnecting: 'Reconnecting to the relay…',
+  wallRefused: 'PIN refused or relay unreachable',
 } as const;
 
 type Key = keyof typeof en;
@@ -43,6 +52,7 @@ const ja: Record<Key, string> = {
   pinLabel: 'イベントPIN',
   join: '参加する',
   wrongPin: 'PINが違います。確認してもう一度お試しください。',
+  pinChanged: 'イベントPINが変更されました。新しいPIN（会場に表示）を入力してください。',
   queued: '送信待ち…',
   uploading: '送信中…',
   processing: '切り抜き中…',
@@ -58,6 +68,12 @@ const ja: Record<Key, string> = {
   inviteHelp: 'このコードを読み取ると参加できます。',
   offline: 'オフライン',
   remove: '削除',
+  wallNeedsPin: 'このページのURLに ?pin=<イベントPIN> を付けてください。',
+  wallRemoved:
+    'この表示画面は運営者によって削除されました。もう一度表示するには、イベントPIN付きの表示用リンクを開いてください。',
+  wallPinChanged: 'イベントPINが変更されました。新しい表示用リンクを開いてください。',
+  wallReconnecting: 'リレーに再接続しています…',
+  wallRefused: 'PINが拒否されたか、リレーに接続できません',
 };
 
 export type Messages = Record<Key, string>;

@@ -7,6 +7,8 @@ import { usePresence } from './use-presence';
 import { useUploadQueue, type QueueView } from './use-upload-queue';
 
 const t = messages();
+/** The pinError of a PIN the operator rotated (the presence socket was closed with 4001). */
+const PIN_ROTATED = 'rotated';
 
 function errorText(code: string | undefined): string {
   switch (code) {
@@ -52,7 +54,7 @@ function PinForm({ error, onPin }: { error?: string; onPin: (pin: string) => voi
       />
       {error && (
         <p className="error" role="alert">
-          {t.wrongPin}
+          {error === PIN_ROTATED ? t.pinChanged : t.wrongPin}
         </p>
       )}
       <button type="submit">{t.join}</button>
@@ -191,7 +193,8 @@ export function Uploader() {
       () => undefined, // offline: keep the PIN; uploads wait in the outbox
     );
   }, [pin, verified, onPinRejected]);
-  usePresence(verified ? pin : undefined);
+  const onPinRotated = useCallback(() => onPinRejected(PIN_ROTATED), [onPinRejected]);
+  usePresence(verified ? pin : undefined, onPinRotated);
 
   useEffect(() => {
     const update = () => setOnline(navigator.onLine);

@@ -1,8 +1,12 @@
 import { useEffect, useRef, useState } from 'react';
 import type { PhotoEvent } from '../../../shared/protocol';
-import { initialPin, withPin } from '../../lib/pin';
-import { useRelayFeed } from './use-relay-feed';
+import { messages } from '../../lib/i18n';
+import { initialPin } from '../../lib/pin';
+import { storedWallToken, withCredential, type RelayCredential } from '../../lib/relay-socket';
+import { useRelayFeed, type Feed } from './use-relay-feed';
 import { useWakeLock } from './use-wake-lock';
+
+const t = messages();
 
 export interface WallOptions {
   layout: 'spotlight' | 'grid';
@@ -37,26 +41,29 @@ export function wallOptions(search = location.search): WallOptions {
 
 function Photo({
   photo,
-  pin,
+  credential,
   captions,
   className,
 }: {
   photo: PhotoEvent;
-  pin: string;
+  credential: RelayCredential;
   captions: boolean;
   className: string;
 }) {
   const [loaded, setLoaded] = useState(false);
   return (
     <figure className={`${className} ${loaded ? 'shown' : ''}`} data-photo-id={photo.id}>
-      <img src={withPin(photo.cutoutUrl, pin)} alt="" onLoad={() => setLoaded(true)} />
+      <img
+        src={withCredential(photo.cutoutUrl, credential)}
+        alt=""
+        onLoad={() => setLoaded(true)}
+      />
       {captions && photo.description && <figcaption>{photo.description}</figcaption>}
     </figure>
   );
 }
 
-function Spotlight({ pin, options }: { pin: string; options: WallOptions }) {
-  const feed = useRelayFeed(pin);
+function Spotlight({ feed, options }: { feed: Feed; options: WallOptions }) {
   const [current, setCurrent] = useState<PhotoEvent>();
   const loop = useRef(0);
   const { photos, arrivals } = feed;
@@ -93,7 +100,7 @@ function Spotlight({ pin, options }: { pin: string; options: WallOptions }) {
           <Photo
             key={shown.id}
             photo={shown}
-            pin={pin}
+            credential={feed.credential}
             captions={options.captions}
             className="spot"
           />
@@ -104,8 +111,7 @@ function Spotlight({ pin, options }: { pin: string; options: WallOptions }) {
   );
 }
 
-function Grid({ pin, options }: { pin: string; options: WallOptions }) {
-  const feed = useRelayFeed(pin);
+function Grid({ feed, options }: { feed: Feed; options: WallOptions }) {
   const [offset, setOffset] = useState(0);
   const { photos } = feed;
   useEffect(() => {
@@ -129,7 +135,7 @@ function Grid({ pin, options }: { pin: string; options: WallOptions }) {
           <Photo
             key={photo.id}
             photo={photo}
-            pin={pin}
+            credential={feed.credential}
             captions={options.captions}
             className="cell"
           />
@@ -143,18 +149,42 @@ function Grid({ pin, options }: { pin: string; options: WallOptions }) {
 function Status({ online, refused }: { online: boolean; refused: boolean }) {
   if (online) return null;
   return (
-    <div
-      className="status"
-      role="status"
-      title={refused ? 'PIN refused or relay unreachable' : 'reconnecting'}
-    >
+    <div className="status" role="status" title={refused ? t.wallRefused : t.wallReconnecting}>
       {refused ? 'PIN?' : '…'}
     </div>
   );
 }
 
+/** A message that replaces the wall (plain text: nothing here is HTML). */
+function Notice({ text, reason }: { text: string; reason: string }) {
+  return (
+    <div className="status big" role="alert" data-reason={reason}>
+      {text}
+    </div>
+  );
+}
+
+function LiveWall({
+  start,
+  options,
+}: {
+  start: { pin?: string; wallToken?: string };
+  options: WallOptions;
+}) {
+  const feed = useRelayFeed(start);
+  if (feed.stopped === 'removed') return <Notice text={t.wallRemoved} reason="removed" />;
+  if (feed.stopped === 'pinChanged') return <Notice text={t.wallPinChanged} reason="pin-changed" />;
+  return options.layout === 'grid' ? (
+    <Grid feed={feed} options={options} />
+  ) : (
+    <Spotlight feed={feed} options={options} />
+  );
+}
+
 export function Wall() {
-  const [pin] = useState(initialPin);
+  // The wall's own credential (given by this relay when it first joined) before the PIN: it
+  // outlives a PIN rotation.
+  const [start] = useState(() => ({ wallToken: storedWallToken(), pin: initialPin() }));
   const options = wallOptions();
   useWakeLock();
   useEffect(() => {
@@ -166,17 +196,6 @@ export function Wall() {
     document.body.dataset.layout = options.layout;
     document.body.style.setProperty('--columns', String(Math.ceil(Math.sqrt(options.cells))));
   }, [options.background, options.backgroundImage, options.layout, options.cells]);
-  if (!pin) {
-    return (
-      <div className="status big" role="alert">
-        Add ?pin=&lt;event PIN&gt; to this page’s address · URLに ?pin=&lt;イベントPIN&gt;
-        を付けてください
-      </div>
-    );
-  }
-  return options.layout === 'grid' ? (
-    <Grid pin={pin} options={options} />
-  ) : (
-    <Spotlight pin={pin} options={options} />
-  );
+  if (!start.pin && !start.wallToken) return <Notice text={t.wallNeedsPin} reason="no-pin" />;
+  return <LiveWall start={start} options={options} />;
 }

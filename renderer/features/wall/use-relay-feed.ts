@@ -1,6 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
-import type { PhotoEvent, ServerMessageV2 } from '../../../shared/protocol';
-import { openRelaySocket } from '../../lib/relay-socket';
+import { CLOSE_CODES, type PhotoEvent, type ServerMessageV2 } from '../../../shared/protocol';
+import {
+  forgetWallToken,
+  openRelaySocket,
+  rememberWallToken,
+  type RelayCredential,
+} from '../../lib/relay-socket';
+
+/** Why the wall stopped for good (until the page is opened again). */
+export type WallStop = 'removed' | 'pinChanged';
 
 export interface Feed {
   /** Newest first. */
@@ -8,29 +16,78 @@ export interface Feed {
   /** Arrivals not yet shown, oldest first: the wall shows these next, then resumes its loop. */
   arrivals: PhotoEvent[];
   online: boolean;
-  /** Set when the relay refused the PIN. */
+  /** Set when the relay refused the PIN (or cannot be reached) again and again. */
   refused: boolean;
+  /** Set when the relay said this display's credential is no good any more. */
+  stopped: WallStop | undefined;
+  /** What cut-out URLs carry: the wall's own token once it has one, else the PIN. */
+  credential: RelayCredential;
   takeArrival: () => PhotoEvent | undefined;
 }
 
 /**
- * Protocol 2 over /ws: history on connect, photo events, removals. Reconnects with exponential
- * backoff and jitter and resynchronises from the hello's history each time.
+ * A browser cannot read why a WebSocket upgrade was refused, so after a refusal the wall asks
+ * the HTTP API with the same credential: the catalog code says whether to keep trying.
  */
-export function useRelayFeed(pin: string): Feed {
+async function refusalCode(credential: RelayCredential): Promise<string | undefined> {
+  const headers: Record<string, string> =
+    'wall' in credential ? { 'X-Wall-Token': credential.wall } : { 'X-Event-Pin': credential.pin };
+  try {
+    const response = await fetch('/api/photos?limit=1', { headers });
+    if (response.status !== 401) return undefined;
+    const body = (await response.json()) as { code?: string };
+    return body.code;
+  } catch {
+    return undefined; // unreachable: a restart, the Wi-Fi; keep trying
+  }
+}
+
+/**
+ * Protocol 2 over /ws: history on connect, photo events, removals. Reconnects with exponential
+ * backoff and jitter and resynchronises from the hello's history each time. A display that joins
+ * with the PIN is given its own credential in the hello: it is kept (localStorage, per relay
+ * origin) and used from then on, so a PIN rotation or a relay restart does not cut the wall off.
+ */
+export function useRelayFeed(start: { pin?: string; wallToken?: string }): Feed {
   const [photos, setPhotos] = useState<PhotoEvent[]>([]);
   const [online, setOnline] = useState(false);
   const [refused, setRefused] = useState(false);
+  const [stopped, setStopped] = useState<WallStop>();
+  const [credential, setCredential] = useState<RelayCredential>(() =>
+    start.wallToken ? { wall: start.wallToken } : { pin: start.pin ?? '' },
+  );
+  const held = useRef(credential);
   const arrivals = useRef<PhotoEvent[]>([]);
   const [, setTick] = useState(0);
 
   useEffect(() => {
-    return openRelaySocket('display', pin, {
-      onOpen: () => setOnline(true),
+    let probing = false;
+    /** The token in hand has let this page in at least once (else it came from storage). */
+    let tokenWorked = false;
+    const use = (next: RelayCredential) => {
+      held.current = next;
+      setCredential(next);
+    };
+    const halt = (why: WallStop) => {
+      if ('wall' in held.current && why === 'removed') forgetWallToken();
+      stop();
+      setOnline(false);
+      setStopped(why);
+    };
+    const stop = openRelaySocket('display', () => held.current, {
+      onOpen: () => {
+        if ('wall' in held.current) tokenWorked = true;
+        setOnline(true);
+      },
       onMessage: (data) => {
         const message = JSON.parse(data) as ServerMessageV2;
         if (message.type === 'hello') {
           setRefused(false);
+          if (message.wallToken) {
+            tokenWorked = true;
+            rememberWallToken(message.wallToken);
+            use({ wall: message.wallToken });
+          }
           setPhotos(message.history);
           const known = new Set(message.history.map((photo) => photo.id));
           arrivals.current = arrivals.current.filter((photo) => known.has(photo.id));
@@ -46,19 +103,49 @@ export function useRelayFeed(pin: string): Feed {
           arrivals.current = arrivals.current.filter((photo) => photo.id !== message.id);
         }
       },
-      onClose: (failedAttempts) => {
+      onClose: (failedAttempts, close) => {
         setOnline(false);
+        if (close.code === CLOSE_CODES.wallRevoked) {
+          halt('removed');
+          return false;
+        }
+        if (close.code === CLOSE_CODES.pinRotated) {
+          // Only a wall without a credential of its own (opened before walls had one) gets this.
+          halt('pinChanged');
+          return false;
+        }
+        if (failedAttempts > 0 && !probing) {
+          probing = true;
+          const tried = held.current;
+          void refusalCode(tried).then((code) => {
+            probing = false;
+            if (held.current !== tried) return;
+            if (code === 'E_WALL_REVOKED' && !tokenWorked && start.pin) {
+              // A token kept from an earlier event (another data folder) while this link
+              // carries the PIN: join with the PIN again and be given a new one.
+              forgetWallToken();
+              use({ pin: start.pin });
+            } else if (code === 'E_WALL_REVOKED') halt('removed');
+            else if (code === 'E_PIN_WRONG' || code === 'E_PIN_REQUIRED') halt('pinChanged');
+          });
+        }
         // Refused again and again before opening: most likely the PIN (it may be a restart).
         if (failedAttempts > 2) setRefused(true);
+        // CLOSE_CODES.disconnectedByOperator, a restart, the network: reconnect.
+        return true;
       },
     });
-  }, [pin]);
+    return stop;
+    // The starting credential is read once; the socket follows `held` from then on.
+  }, []);
 
   return {
     photos,
     arrivals: arrivals.current,
     online,
     refused,
+    stopped,
+    credential,
     takeArrival: () => arrivals.current.shift(),
   };
 }
