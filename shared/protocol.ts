@@ -86,7 +86,8 @@ export const CLOSE_CODES = {
 
 /**
  * Messages only the dashboard role receives (`/ws?protocol=2&role=dashboard&token=<admin token>`,
- * loopback only): the dashboard's live state, pushed instead of polled.
+ * loopback only): the dashboard's live state, pushed instead of polled. Like every protocol-2
+ * socket it first gets the `hello`, then `admin.snapshot`, and also the walls' `photo`/`removed`.
  */
 export type DashboardMessage =
   | {

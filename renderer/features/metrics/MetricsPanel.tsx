@@ -1,10 +1,11 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { AdminMetrics } from '../../../shared/protocol';
-import { adminJson } from '../../lib/admin-api';
-import { usePolling } from '../../lib/use-polling';
 import { t } from '../../lib/dashboard-i18n';
+import { format } from '../../lib/i18n';
+import { useDashboardFeed } from '../../lib/use-dashboard-feed';
+import { formatBytes, LOW_DISK_BYTES } from './disk';
 
 const WINDOW = 150; // samples kept (5 minutes at 2 s)
 
@@ -18,11 +19,13 @@ interface Series {
 
 /** A small live line chart (uPlot) over the rolling window. */
 function Chart({
+  id,
   title,
   time,
   values,
   unit,
 }: {
+  id: string;
   title: string;
   time: number[];
   values: (number | null)[];
@@ -34,10 +37,13 @@ function Chart({
     if (!host.current) return;
     plot.current = new uPlot(
       {
-        width: 320,
-        height: 140,
+        width: 400,
+        height: 130,
         legend: { show: false },
-        scales: { x: { time: true } },
+        scales: {
+          // One sample (just connected): a minute's window, not years around one point.
+          x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max] : [min, max]) },
+        },
         axes: [{ stroke: '#9fb0c0' }, { stroke: '#9fb0c0', size: 50 }],
         series: [{}, { label: title, stroke: '#f2a93b', width: 2 }],
       },
@@ -54,7 +60,7 @@ function Chart({
     <figure className="chart">
       <figcaption>
         {title}:{' '}
-        <strong data-testid={`metric-${title}`}>
+        <strong data-testid={`metric-${id}`}>
           {last == null ? '—' : `${Math.round(last)} ${unit}`}
         </strong>
       </figcaption>
@@ -63,10 +69,47 @@ function Chart({
   );
 }
 
-/** Processing time, throughput, queue depth and memory, live; errors by code. */
+/** This data folder's life (starts, resumed and crash-looped photos) and the disk it fills. */
+function EventLife({ metrics }: { metrics: AdminMetrics }) {
+  const { lifecycle, disk } = metrics;
+  const low = disk.freeBytes < LOW_DISK_BYTES;
+  return (
+    <dl className="life">
+      <div>
+        <dt>{t.startedAt}</dt>
+        <dd data-testid="started-at">
+          {new Date(lifecycle.startedAt).toLocaleString()}{' '}
+          <span className="muted small">
+            ({t.starts} <span data-testid="starts">{lifecycle.starts}</span>
+            {' · '}
+            {lifecycle.starts > 1 ? format(t.restarts, { n: lifecycle.starts - 1 }) : t.firstStart})
+          </span>
+        </dd>
+      </div>
+      <div>
+        <dt>{t.resumed}</dt>
+        <dd data-testid="resumed">{lifecycle.resumed}</dd>
+      </div>
+      <div className={lifecycle.crashLooped > 0 ? 'warn' : ''}>
+        <dt>{t.crashLooped}</dt>
+        <dd data-testid="crash-looped">{lifecycle.crashLooped}</dd>
+      </div>
+      <div className={low ? 'warn' : ''}>
+        <dt>{t.freeDisk}</dt>
+        <dd data-testid="disk-free" data-low={low}>
+          {format(t.diskOf, {
+            free: formatBytes(disk.freeBytes),
+            total: formatBytes(disk.totalBytes),
+          })}
+        </dd>
+      </div>
+    </dl>
+  );
+}
+
+/** Processing time, throughput, queue depth and memory, live; errors by code; the event's life. */
 export function MetricsPanel() {
-  const load = useCallback(() => adminJson<AdminMetrics>('/metrics'), []);
-  const { data, error } = usePolling(load, 2000);
+  const { metrics: data } = useDashboardFeed();
   const [series, setSeries] = useState<Series>({
     time: [],
     p50: [],
@@ -80,7 +123,7 @@ export function MetricsPanel() {
     const at = Date.now() / 1000;
     const before = previous.current;
     const perMinute = before
-      ? ((data.uploads.ok - before.ok) / Math.max(at - before.at, 0.001)) * 60
+      ? (Math.max(data.uploads.ok - before.ok, 0) / Math.max(at - before.at, 0.001)) * 60
       : 0;
     previous.current = { at, ok: data.uploads.ok };
     setSeries((current) => ({
@@ -91,11 +134,11 @@ export function MetricsPanel() {
       rssMb: [...current.rssMb, data.memory.rss / 1e6].slice(-WINDOW),
     }));
   }, [data]);
-  if (error) return <p className="error">{error}</p>;
   if (!data) return <p className="muted">{t.loading}</p>;
   const total = data.uploads.ok + data.uploads.failed;
   return (
     <div className="metrics">
+      <EventLife metrics={data} />
       <p>
         {t.uploads} <strong data-testid="uploads-ok">{data.uploads.ok}</strong> {t.ok},{' '}
         {data.uploads.failed} {t.failed}
@@ -112,10 +155,28 @@ export function MetricsPanel() {
         </ul>
       )}
       <div className="charts">
-        <Chart title="processing p50" time={series.time} values={series.p50} unit="ms" />
-        <Chart title="photos per minute" time={series.time} values={series.perMinute} unit="/min" />
-        <Chart title="queue" time={series.time} values={series.queue} unit="" />
-        <Chart title="memory" time={series.time} values={series.rssMb} unit="MB" />
+        <Chart
+          id="processing"
+          title={t.chartProcessing}
+          time={series.time}
+          values={series.p50}
+          unit="ms"
+        />
+        <Chart
+          id="per-minute"
+          title={t.chartPerMinute}
+          time={series.time}
+          values={series.perMinute}
+          unit="/min"
+        />
+        <Chart id="queue" title={t.chartQueue} time={series.time} values={series.queue} unit="" />
+        <Chart
+          id="memory"
+          title={t.chartMemory}
+          time={series.time}
+          values={series.rssMb}
+          unit="MB"
+        />
       </div>
     </div>
   );

@@ -1,60 +1,84 @@
-import { useCallback, useEffect, useState } from 'react';
-import type { AdminOverview, AdminPhoto } from '../../../shared/protocol';
+import { useEffect, useRef, useState } from 'react';
+import type { AdminPhoto, ExportLink } from '../../../shared/protocol';
 import { adminFetch, adminJson } from '../../lib/admin-api';
-import { usePolling } from '../../lib/use-polling';
 import { t } from '../../lib/dashboard-i18n';
+import { format } from '../../lib/i18n';
+import { useDashboardFeed } from '../../lib/use-dashboard-feed';
 
-/** Thumbnails come through the admin API (a header, not a URL secret), shown as blob URLs. */
+/** Set when the engine process died on this photo twice (the relay gave up on it). */
+const ENGINE_CRASHED = 'E_ENGINE_CRASHED';
+
+/**
+ * Thumbnails come through the admin API (a header, not a URL secret), shown as blob URLs; fetched
+ * only once the row scrolls into view.
+ */
 function Thumb({ photo }: { photo: AdminPhoto }) {
+  const host = useRef<HTMLDivElement>(null);
+  const [visible, setVisible] = useState(false);
   const [url, setUrl] = useState<string>();
   useEffect(() => {
-    if (photo.status !== 'done') return;
+    const element = host.current;
+    if (!element || visible) return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) setVisible(true);
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [visible]);
+  useEffect(() => {
+    if (!visible || photo.status !== 'done') return;
     let objectUrl: string | undefined;
+    let cancelled = false;
     adminFetch(`/photos/${photo.id}/cutout`)
       .then((response) => response.blob())
       .then((blob) => {
+        if (cancelled) return;
         objectUrl = URL.createObjectURL(blob);
         setUrl(objectUrl);
       })
       .catch(() => undefined);
     return () => {
+      cancelled = true;
       if (objectUrl) URL.revokeObjectURL(objectUrl);
     };
-  }, [photo.id, photo.status]);
+  }, [visible, photo.id, photo.status]);
   return (
-    <div className="thumb">{url ? <img src={url} alt="" /> : <span>{photo.status}</span>}</div>
+    <div className="thumb" ref={host}>
+      {url && photo.status === 'done' ? <img src={url} alt="" /> : <span>{photo.status}</span>}
+    </div>
   );
+}
+
+/** The browser downloads the zip to disk from a single-use link: nothing held in page memory. */
+async function downloadAll(): Promise<void> {
+  const { url } = await adminJson<ExportLink>('/export-links', { method: 'POST' });
+  const link = document.createElement('a');
+  link.href = url;
+  link.setAttribute('download', '');
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
 }
 
 /** The live feed: moderation (hide, delete, approve), retry, approval mode, zip export. */
 export function PhotosPanel() {
-  const load = useCallback(
-    () =>
-      Promise.all([
-        adminJson<AdminPhoto[]>('/photos?limit=60'),
-        adminJson<AdminOverview>('/overview'),
-      ]),
-    [],
-  );
-  const { data, error, refresh } = usePolling(load, 2000);
-  // Shown at once while the change travels to the relay (and after, until the next poll).
+  const { overview, photos } = useDashboardFeed();
+  // Shown at once while the change travels to the relay and back through the feed.
   const [approvalPending, setApprovalPending] = useState<boolean>();
+  const [error, setError] = useState<string>();
+  const [exporting, setExporting] = useState(false);
   useEffect(() => {
-    if (data && approvalPending === data[1].approvalMode) setApprovalPending(undefined);
-  }, [data, approvalPending]);
-  const act = (path: string, method = 'POST') =>
-    void adminFetch(path, { method }).then(refresh, refresh);
-  const download = async () => {
-    const blob = await (await adminFetch('/export.zip')).blob();
-    const link = document.createElement('a');
-    link.href = URL.createObjectURL(blob);
-    link.download = `photo-relay-${new Date().toISOString().slice(0, 10)}.zip`;
-    link.click();
-    URL.revokeObjectURL(link.href);
+    if (overview && approvalPending === overview.approvalMode) setApprovalPending(undefined);
+  }, [overview, approvalPending]);
+  const fail = (reason: unknown) =>
+    setError(reason instanceof Error ? reason.message : String(reason));
+  // The effect of an action arrives through the feed; only a refusal is shown here.
+  const act = (path: string, method = 'POST') => {
+    setError(undefined);
+    adminFetch(path, { method }).catch(fail);
   };
-  if (error) return <p className="error">{error}</p>;
-  if (!data) return <p className="muted">{t.loading}</p>;
-  const [photos, overview] = data;
+  if (!overview) return <p className="muted">{t.loading}</p>;
   return (
     <div className="photos">
       <div className="toolbar">
@@ -65,60 +89,120 @@ export function PhotosPanel() {
             onChange={(event) => {
               const approvalMode = event.target.checked;
               setApprovalPending(approvalMode);
-              void adminFetch('/settings', {
+              adminFetch('/settings', {
                 method: 'PUT',
                 body: JSON.stringify({ approvalMode }),
-              }).then(refresh, refresh);
+              }).catch((reason: unknown) => {
+                setApprovalPending(undefined);
+                fail(reason);
+              });
             }}
           />
           {t.approvalMode}
         </label>
-        <button type="button" onClick={() => void download()}>
-          {t.downloadAll}
+        <button
+          type="button"
+          disabled={exporting}
+          onClick={() => {
+            setExporting(true);
+            setError(undefined);
+            void downloadAll()
+              .catch(fail)
+              .finally(() => setExporting(false));
+          }}
+        >
+          {exporting ? t.preparing : t.downloadAll}
         </button>
       </div>
+      {error && (
+        <p className="error small" role="alert">
+          {error}
+        </p>
+      )}
       {photos.length === 0 && <p className="muted">{t.noPhotos}</p>}
       <ul className="feed">
-        {photos.map((photo) => (
-          <li
-            key={photo.id}
-            data-photo-id={photo.id}
-            data-status={photo.status}
-            className={photo.hidden ? 'hidden-photo' : ''}
-          >
-            <Thumb photo={photo} />
-            <div className="meta">
-              <div className="description">
-                {photo.description || <span className="muted">{t.noMessage}</span>}
+        {photos.map((photo) => {
+          const crashed = photo.status === 'failed' && photo.errorCode === ENGINE_CRASHED;
+          return (
+            <li
+              key={photo.id}
+              data-photo-id={photo.id}
+              data-status={photo.status}
+              className={[photo.hidden && 'hidden-photo', crashed && 'crashed']
+                .filter(Boolean)
+                .join(' ')}
+            >
+              <Thumb photo={photo} />
+              <div className="meta">
+                <div className="description">
+                  {photo.description || <span className="muted">{t.noMessage}</span>}
+                </div>
+                <div className="muted small">
+                  {photo.originalFilename} · {new Date(photo.timestamp).toLocaleTimeString()} ·{' '}
+                  <span className={`status status-${photo.status}`} data-testid="photo-status">
+                    {photo.status}
+                  </span>
+                  {photo.processingTime != null && ` · ${Math.round(photo.processingTime)} ms`}
+                  {photo.hidden && (
+                    <>
+                      {' · '}
+                      <span className="badge">{t.hidden}</span>
+                    </>
+                  )}
+                  {!photo.approved && (
+                    <>
+                      {' · '}
+                      <span className="badge">{t.waitingApproval}</span>
+                    </>
+                  )}
+                  {photo.attempts > 1 && (
+                    <>
+                      {' · '}
+                      <span className="badge" data-testid="attempts">
+                        {format(t.attempts, { n: photo.attempts })}
+                      </span>
+                    </>
+                  )}
+                </div>
+                {crashed && (
+                  <div className="badge crash small" data-testid="engine-crashed">
+                    {t.engineCrashed} <code>{photo.errorCode}</code>
+                  </div>
+                )}
+                {photo.errorMessage && <div className="error small">{photo.errorMessage}</div>}
               </div>
-              <div className="muted small">
-                {photo.originalFilename} · {new Date(photo.timestamp).toLocaleTimeString()} ·{' '}
-                {photo.status}
-                {photo.processingTime != null && ` · ${Math.round(photo.processingTime)} ms`}
-                {photo.hidden && ` · ${t.hidden}`}
-                {!photo.approved && ` · ${t.waitingApproval}`}
+              <div className="buttons">
+                {!photo.approved && (
+                  <button type="button" onClick={() => act(`/photos/${photo.id}/approve`)}>
+                    {t.approve}
+                  </button>
+                )}
+                {photo.status === 'done' &&
+                  (photo.hidden ? (
+                    <button type="button" onClick={() => act(`/photos/${photo.id}/show`)}>
+                      {t.show}
+                    </button>
+                  ) : (
+                    <button type="button" onClick={() => act(`/photos/${photo.id}/hide`)}>
+                      {t.hide}
+                    </button>
+                  ))}
+                {photo.status === 'failed' && (
+                  <button type="button" onClick={() => act(`/photos/${photo.id}/retry`)}>
+                    {t.retry}
+                  </button>
+                )}
+                <button
+                  type="button"
+                  className="danger"
+                  onClick={() => act(`/photos/${photo.id}`, 'DELETE')}
+                >
+                  {t.delete}
+                </button>
               </div>
-              {photo.errorMessage && <div className="error small">{photo.errorMessage}</div>}
-            </div>
-            <div className="buttons">
-              {!photo.approved && (
-                <button onClick={() => act(`/photos/${photo.id}/approve`)}>{t.approve}</button>
-              )}
-              {photo.status === 'done' &&
-                (photo.hidden ? (
-                  <button onClick={() => act(`/photos/${photo.id}/show`)}>{t.show}</button>
-                ) : (
-                  <button onClick={() => act(`/photos/${photo.id}/hide`)}>{t.hide}</button>
-                ))}
-              {photo.status === 'failed' && (
-                <button onClick={() => act(`/photos/${photo.id}/retry`)}>{t.retry}</button>
-              )}
-              <button className="danger" onClick={() => act(`/photos/${photo.id}`, 'DELETE')}>
-                {t.delete}
-              </button>
-            </div>
-          </li>
-        ))}
+            </li>
+          );
+        })}
       </ul>
     </div>
   );

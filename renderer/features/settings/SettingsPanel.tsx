@@ -1,7 +1,8 @@
-import { useCallback, useEffect, useState, type SyntheticEvent } from 'react';
-import type { AdminOverview, RelaySettings } from '../../../shared/protocol';
-import { adminFetch, adminJson } from '../../lib/admin-api';
+import { useEffect, useState, type SyntheticEvent } from 'react';
+import type { RelaySettings } from '../../../shared/protocol';
+import { adminFetch } from '../../lib/admin-api';
 import { t } from '../../lib/dashboard-i18n';
+import { useDashboardFeed } from '../../lib/use-dashboard-feed';
 
 const MODELS = [
   { id: 'u2netp', label: 'u2netp — general (default)' },
@@ -9,33 +10,59 @@ const MODELS = [
   { id: 'sinet', label: 'sinet — close-up portraits' },
 ];
 
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /** Settings that persist in the relay's store: output background, display size, model. */
 export function SettingsPanel() {
-  const [overview, setOverview] = useState<AdminOverview>();
-  const [draft, setDraft] = useState<RelaySettings>();
+  const { overview } = useDashboardFeed();
+  // The operator's changes over the relay's settings (which arrive through the feed).
+  const [edits, setEdits] = useState<Partial<RelaySettings>>({});
   const [message, setMessage] = useState<string>();
-  const [hasImage, setHasImage] = useState(false);
-  const load = useCallback(async () => {
-    const current = await adminJson<AdminOverview>('/overview');
-    setOverview(current);
-    setDraft(current.settings);
-    setHasImage(current.settings.background === 'image' || current.hasBackgroundImage);
-  }, []);
+  const [uploaded, setUploaded] = useState(false);
+  const [sending, setSending] = useState(false);
+  const settings = overview?.settings;
   useEffect(() => {
-    load().catch((error: unknown) => setMessage(String(error)));
-  }, [load]);
-  if (!overview || !draft) return <p className="muted">{message ?? t.loading}</p>;
+    if (!settings) return;
+    // A change the relay now reports as its setting is done; the others (unsaved) stay.
+    setEdits((current) => {
+      const left = Object.fromEntries(
+        Object.entries(current).filter(
+          ([key, value]) => settings[key as keyof RelaySettings] !== value,
+        ),
+      );
+      return Object.keys(left).length === Object.keys(current).length ? current : left;
+    });
+  }, [settings]);
+  if (!overview || !settings) return <p className="muted">{t.loading}</p>;
+  const draft: RelaySettings = { ...settings, ...edits };
+  const edit = (patch: Partial<RelaySettings>) => setEdits((current) => ({ ...current, ...patch }));
+  const hasImage = uploaded || overview.hasBackgroundImage || settings.background === 'image';
   const transparent = draft.background === 'transparent';
   const colour = draft.background.startsWith('#');
   const save = (event: SyntheticEvent<HTMLFormElement>) => {
     event.preventDefault();
-    void adminJson('/settings', { method: 'PUT', body: JSON.stringify(draft) }).then(
-      async () => {
-        setMessage(draft.model !== overview.model ? t.modelNextStart : t.saved);
-        await load();
-      },
-      (error: unknown) => setMessage(error instanceof Error ? error.message : String(error)),
+    setMessage(undefined);
+    void adminFetch('/settings', { method: 'PUT', body: JSON.stringify(draft) }).then(
+      () => setMessage(draft.model !== overview.model ? t.modelNextStart : t.saved),
+      (error: unknown) => setMessage(errorText(error)),
     );
+  };
+  const sendImage = (file: File) => {
+    setMessage(undefined);
+    setSending(true);
+    // The image's own bytes with its own type (not JSON): the relay reads and checks the format.
+    void adminFetch('/background-image', {
+      method: 'PUT',
+      body: file,
+      headers: { 'Content-Type': file.type || 'application/octet-stream' },
+    })
+      .then(() => {
+        setUploaded(true);
+        edit({ background: 'image' });
+        setMessage(t.backgroundUploaded);
+      })
+      .catch((error: unknown) => setMessage(errorText(error)))
+      .finally(() => setSending(false));
   };
   return (
     <form className="settings" onSubmit={save}>
@@ -46,7 +73,7 @@ export function SettingsPanel() {
             type="radio"
             name="background"
             checked={transparent}
-            onChange={() => setDraft({ ...draft, background: 'transparent' })}
+            onChange={() => edit({ background: 'transparent' })}
           />
           {t.transparent}
         </label>
@@ -55,7 +82,7 @@ export function SettingsPanel() {
             type="radio"
             name="background"
             checked={colour}
-            onChange={() => setDraft({ ...draft, background: '#ffffff' })}
+            onChange={() => edit({ background: '#ffffff' })}
           />
           {t.colour}
           <input
@@ -63,36 +90,33 @@ export function SettingsPanel() {
             aria-label="Background colour"
             disabled={!colour}
             value={colour ? draft.background : '#ffffff'}
-            onChange={(event) => setDraft({ ...draft, background: event.target.value })}
+            onChange={(event) => edit({ background: event.target.value })}
           />
         </label>
-        <label className="check">
-          <input
-            type="radio"
-            name="background"
-            checked={draft.background === 'image'}
-            disabled={!hasImage}
-            onChange={() => setDraft({ ...draft, background: 'image' })}
-          />
-          {t.image}
+        <div className="check">
+          <label className="check">
+            <input
+              type="radio"
+              name="background"
+              value="image"
+              checked={draft.background === 'image'}
+              disabled={!hasImage}
+              onChange={() => edit({ background: 'image' })}
+            />
+            {t.image}
+          </label>
           <input
             type="file"
             accept="image/jpeg,image/png,image/webp"
             aria-label={t.chooseImage}
+            disabled={sending}
             onChange={(event) => {
               const file = event.target.files?.[0];
-              if (!file) return;
-              void adminFetch('/background-image', { method: 'PUT', body: file }).then(
-                () => {
-                  setHasImage(true);
-                  setDraft({ ...draft, background: 'image' });
-                },
-                (error: unknown) =>
-                  setMessage(error instanceof Error ? error.message : String(error)),
-              );
+              event.target.value = '';
+              if (file) sendImage(file);
             }}
           />
-        </label>
+        </div>
       </fieldset>
       <label>
         {t.displaySize}{' '}
@@ -102,15 +126,12 @@ export function SettingsPanel() {
           max={8192}
           step={64}
           value={draft.displayMaxEdge}
-          onChange={(event) => setDraft({ ...draft, displayMaxEdge: Number(event.target.value) })}
+          onChange={(event) => edit({ displayMaxEdge: Number(event.target.value) })}
         />
       </label>
       <label>
         {t.model}{' '}
-        <select
-          value={draft.model}
-          onChange={(event) => setDraft({ ...draft, model: event.target.value })}
-        >
+        <select value={draft.model} onChange={(event) => edit({ model: event.target.value })}>
           {MODELS.map((model) => (
             <option key={model.id} value={model.id}>
               {model.label}

@@ -1,7 +1,8 @@
-import { useCallback, useRef, useState, type DragEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { AdminOverview } from '../../../shared/protocol';
 import { adminJson } from '../../lib/admin-api';
 import { t } from '../../lib/dashboard-i18n';
+import { useDashboardFeed } from '../../lib/use-dashboard-feed';
 
 interface Job {
   name: string;
@@ -15,9 +16,15 @@ export function UploadPanel() {
   const [jobs, setJobs] = useState<Job[]>([]);
   const [over, setOver] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  // The current PIN from the feed (it may be rotated while the panel is open).
+  const { overview } = useDashboardFeed();
+  const latest = useRef(overview);
+  useEffect(() => {
+    latest.current = overview;
+  }, [overview]);
 
   const send = useCallback(async (files: File[]) => {
-    const { pin } = await adminJson<AdminOverview>('/overview');
+    const { pin } = latest.current ?? (await adminJson<AdminOverview>('/overview'));
     for (const file of files) {
       const index = await new Promise<number>((resolve) =>
         setJobs((current) => {
