@@ -40,7 +40,8 @@ export const ERROR_CATALOG = {
   },
   E_WALL_REVOKED: {
     status: 401,
-    message: 'The operator removed this display. Ask the operator to add it again.',
+    message:
+      'This display credential is not valid (the operator removed it, or it is unknown). Open the display link with the event PIN again.',
   },
   E_FILE_TOO_LARGE: { status: 413, message: 'The file is too large.' },
   E_RATE_LIMITED: { status: 429, message: 'Too many requests. Wait a moment and try again.' },
@@ -85,6 +86,10 @@ export const ERROR_CATALOG = {
   },
   E_ENGINE_STOPPED: { status: 503, message: 'The segmentation engine has been shut down.' },
   E_PROCESSING_FAILED: { status: 500, message: 'Processing the image failed.' },
+  E_INTERNAL: {
+    status: 500,
+    message: 'Something went wrong inside the relay. Try again in a moment.',
+  },
   E_MODEL_UNKNOWN: { status: 500, message: 'No such model.' },
   E_MODEL_MISSING: {
     status: 503,

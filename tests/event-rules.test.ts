@@ -9,10 +9,12 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { DashboardMessage } from '../shared/protocol.ts';
 import { loadRelayConfig } from '../electron/config/relay-config.ts';
 import { createEngine, type Engine } from '../electron/engine/index.ts';
+import { createRelay } from '../electron/relay/app.ts';
+import { createLogger } from '../electron/relay/logger.ts';
 import { PhotoStore } from '../electron/store/photo-store.ts';
 import { modelMissingReason, syntheticPhoto } from './helpers.ts';
 import { connectDisplay, PIN, startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
@@ -134,6 +136,45 @@ describe.skipIf(skipReason)('exactly once with Idempotency-Key', () => {
   });
 });
 
+describe.skipIf(skipReason)('keys expire; one relay per data folder', () => {
+  test('a key older than 24 h is free again (a new photo, not a 507)', async () => {
+    const relay = await startTestRelay();
+    try {
+      const key = randomUUID();
+      const photo = await syntheticPhoto(320, 240);
+      const first = await upload(relay.url, photo, { headers: { 'Idempotency-Key': key } });
+      const now = Date.now();
+      const later = vi.spyOn(Date, 'now').mockReturnValue(now + 25 * 3600 * 1000);
+      try {
+        const again = await upload(relay.url, photo, { headers: { 'Idempotency-Key': key } });
+        expect(again.status).toBe(200);
+        expect(again.body.id).not.toBe(first.body.id);
+      } finally {
+        later.mockRestore();
+      }
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('a second relay on the same data folder is refused; a lock left by a dead process is taken over', async () => {
+    const relay = await startTestRelay();
+    const config = relay.relay.config;
+    const second = await createRelay(config, { logger: createLogger('error') }).catch(
+      (error: unknown) => error as Error,
+    );
+    expect(second).toBeInstanceOf(Error);
+    expect((second as Error).message).toMatch(
+      new RegExp(`in use by another Photo Relay \\(process ${process.pid}\\)`),
+    );
+    await relay.close(true);
+    await writeFile(path.join(relay.dataDir, 'relay.lock'), '999999999');
+    const again = await startTestRelay({}, relay.dataDir);
+    expect((await upload(again.url, await syntheticPhoto(300, 200))).status).toBe(200);
+    await again.close();
+  });
+});
+
 describe.skipIf(skipReason)('moderation while a photo is in line', () => {
   let relay: TestRelay;
   const gate = gatedEngine();
@@ -211,8 +252,8 @@ describe('attempts and crash loops (the store)', () => {
     const crashing = await store.accept(input);
     const stopped = await store.accept(input);
     // Run 1 dies with the first in progress; a stop interrupts the second (not counted).
-    expect(store.markProcessing(crashing.id)).toBe(true);
-    expect(store.markProcessing(stopped.id)).toBe(true);
+    expect(store.markProcessing(crashing.id)).toMatchObject({ attempts: 1 });
+    expect(store.markProcessing(stopped.id)).toMatchObject({ status: 'processing' });
     store.backToQueue(stopped.id);
     let recovered = store.recoverUnfinished(2);
     expect(recovered.crashLooped).toEqual([]);
@@ -225,8 +266,8 @@ describe('attempts and crash loops (the store)', () => {
     ]);
     expect(recovered.resume.map((r) => r.id)).toEqual([stopped.id]);
     expect(store.get(stopped.id)!.attempts).toBe(0);
-    // Retry from the dashboard starts a fresh count.
-    expect(store.requeue(crashing.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    // Retry from the dashboard keeps the count: a known crasher still runs alone.
+    expect(store.requeue(crashing.id)).toMatchObject({ status: 'queued', attempts: 2 });
     store.close();
   });
 

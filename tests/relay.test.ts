@@ -400,13 +400,25 @@ describe.skipIf(skipReason)('limits and failures', () => {
     }
   });
 
-  test('a processing failure is a 500; the original is kept and the failure recorded', async () => {
+  test('the worker dying once on a photo is survived; twice is a 500, the original kept and the failure recorded', async () => {
     const relay = await startTestRelay();
+    const crash = async (times: number) => {
+      for (let i = 0; i < times; i++) {
+        const restarts = relay.relay.engine.stats().workerRestarts;
+        while (relay.relay.engine.stats().inWorker === 0) await sleep(2);
+        relay.relay.engine.crashWorkerForTest();
+        while (relay.relay.engine.stats().workerRestarts === restarts) await sleep(2);
+      }
+    };
     try {
+      const survivor = upload(relay.url, await syntheticPhoto(1600, 1200));
+      await crash(1);
+      expect((await survivor).status).toBe(200);
+      expect(relay.relay.store.list(1)[0]).toMatchObject({ status: 'done', attempts: 2 });
+
       const photo = await syntheticPhoto(1600, 1200);
       const pending = upload(relay.url, photo, { description: 'doomed' });
-      while (relay.relay.engine.stats().inWorker === 0) await sleep(2);
-      relay.relay.engine.crashWorkerForTest();
+      await crash(2);
       const response = await pending;
       expect([response.status, response.body.code]).toEqual([500, 'E_ENGINE_CRASHED']);
       const [record] = relay.relay.store.list(1);

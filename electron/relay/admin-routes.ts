@@ -7,7 +7,7 @@ import type { RelayConfig } from '../config/relay-config.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import type { Settings } from '../photos/settings.ts';
 import { adminPhoto } from '../photos/views.ts';
-import type { PhotoStore } from '../store/photo-store.ts';
+import { fileExtension, type PhotoStore } from '../store/photo-store.ts';
 import { checkAdmin, isLocalRequest } from './auth.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { Broadcaster } from './broadcaster.ts';
@@ -40,9 +40,8 @@ function streamExport(store: PhotoStore, res: Response): void {
   zip.pipe(res);
   const records = store.list(1_000_000);
   for (const record of records) {
-    const extension = record.inputFormat === 'jpeg' ? 'jpg' : record.inputFormat;
     zip.file(store.originalPath(record.id, record.inputFormat), {
-      name: `originals/${record.id}.${extension}`,
+      name: `originals/${record.id}.${fileExtension(record.inputFormat)}`,
     });
     if (record.status === 'done')
       zip.file(store.cutoutPath(record.id), { name: `cutouts/${record.id}.png` });
@@ -118,7 +117,6 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
       CLOSE_CODES.pinRotated,
       'the event PIN was changed',
     );
-    feed.overviewChanged();
     res.json({ pin, closed });
   });
 
@@ -194,7 +192,6 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
       modelsDir: config.modelsDir,
       hasBackgroundImage: !!deps.backgroundImage.bytes,
     });
-    feed.overviewChanged();
     const { approvalMode, background, displayMaxEdge, model } = updated;
     res.json({ approvalMode, background, displayMaxEdge, model });
   });

@@ -62,6 +62,36 @@ const realEngine = (model: string, config: RelayConfig) =>
   });
 
 /**
+ * The event's state from its data folder (store, swept files, settings, background) and the
+ * engine for its model. A failure releases the data folder again, so the caller may retry.
+ */
+async function openEvent(config: RelayConfig, services: RelayServices, logger: Logger) {
+  const store = services.store ?? new PhotoStore(config.dataDir);
+  try {
+    const swept = await store.sweep();
+    store.forgetOldUploadKeys();
+    const settings = new Settings(store, {
+      pin: config.eventPin,
+      model: config.model,
+      displayMaxEdge: config.displayMaxEdge,
+    });
+    const { image: backgroundImage, dropped } = await BackgroundImage.load(config.dataDir);
+    if (dropped) {
+      settings.dropBackgroundImage();
+      logger.warn(
+        { event: 'background.dropped', file: dropped },
+        'the stored background image is damaged: removed',
+      );
+    }
+    const engine = await (services.createEngine ?? realEngine)(settings.current().model, config);
+    return { store, swept, settings, backgroundImage, engine };
+  } catch (error) {
+    if (!services.store) store.close();
+    throw error;
+  }
+}
+
+/**
  * Builds the relay (services, routes, WebSocket upgrade) without listening, so `npm run serve`,
  * the tests and the desktop shell all start the same thing.
  */
@@ -71,23 +101,11 @@ export async function createRelay(
 ): Promise<Relay> {
   const logger = services.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
-  const store = services.store ?? new PhotoStore(config.dataDir);
-  const swept = await store.sweep();
-  store.forgetOldUploadKeys();
-  const settings = new Settings(store, {
-    pin: config.eventPin,
-    model: config.model,
-    displayMaxEdge: config.displayMaxEdge,
-  });
-  const { image: backgroundImage, dropped } = await BackgroundImage.load(config.dataDir);
-  if (dropped) {
-    settings.dropBackgroundImage();
-    logger.warn(
-      { event: 'background.dropped', file: dropped },
-      'the stored background image is damaged: removed',
-    );
-  }
-  const engine = await (services.createEngine ?? realEngine)(settings.current().model, config);
+  const { store, swept, settings, backgroundImage, engine } = await openEvent(
+    config,
+    services,
+    logger,
+  );
   const lifecycle: Lifecycle = {
     startedAt: new Date().toISOString(),
     starts: store.getSetting('lifecycle.starts', 0) + 1,
@@ -121,6 +139,8 @@ export async function createRelay(
     baseUrls,
   });
   const feed = new DashboardFeed(view, () => broadcaster, walls);
+  // A PIN rotation, a saved setting or a background dropped by the processor: one path.
+  settings.onChange(() => feed.overviewChanged());
   const broadcaster: Broadcaster = new Broadcaster({
     logger,
     metrics,
@@ -203,6 +223,9 @@ export async function createRelay(
   );
 
   let perfTimer: NodeJS.Timeout | undefined;
+  // Idempotency keys are kept 24 h; forgetting them hourly keeps the table small.
+  const keysTimer = setInterval(() => store.forgetOldUploadKeys(), 3_600_000);
+  keysTimer.unref();
   let started = false;
 
   return {
@@ -254,6 +277,7 @@ export async function createRelay(
       stopping = true;
       logger.info({ event: 'stopping', inFlight: processor.pending }, 'stopping');
       clearInterval(perfTimer);
+      clearInterval(keysTimer);
       feed.stop();
       const closed = server.listening
         ? new Promise<void>((resolve) => server.close(() => resolve()))

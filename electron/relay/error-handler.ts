@@ -10,12 +10,16 @@ export function sendError(res: Response, error: PhotoRelayError): void {
   res.status(error.status).json(error.toBody());
 }
 
-/** Any thrown value as a catalog error (what Express or body-parser threw, or a bug: 500). */
+/**
+ * Any thrown value as a catalog error (what Express or body-parser threw, or a bug). A bug is
+ * E_INTERNAL, not E_PROCESSING_FAILED: that code means "a stored photo failed" and the uploader
+ * stops resending on it, which it must not do for a photo the relay never stored.
+ */
 export function asCatalogError(error: unknown): PhotoRelayError {
   if (error instanceof PhotoRelayError) return error;
   if ((error as { type?: string }).type === 'entity.too.large')
     return new PhotoRelayError('E_FILE_TOO_LARGE');
-  return new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
+  return new PhotoRelayError('E_INTERNAL', undefined, { cause: error });
 }
 
 /**

@@ -46,7 +46,7 @@ const deleted = (id: string) =>
   new PhotoRelayError('E_PHOTO_DELETED', `The operator deleted photo ${id}.`);
 
 /** The catalog error a failed photo's record stands for (what a resend of it is answered). */
-export function recordedFailure(record: PhotoRecord): PhotoRelayError {
+function recordedFailure(record: PhotoRecord): PhotoRelayError {
   return new PhotoRelayError(
     isErrorCode(record.errorCode) ? record.errorCode : 'E_PROCESSING_FAILED',
     record.errorMessage ?? undefined,
@@ -217,17 +217,7 @@ export class Processor {
     const log = logger.child({ photo: record.id });
     try {
       const bytes = given ?? (await store.readOriginal(record));
-      // Attempted before and not finished: it was in progress when the process died.
-      const endTurn = await this.turns.take(record.attempts > 0);
-      let result;
-      try {
-        if (!store.markProcessing(record.id)) throw deleted(record.id);
-        changes.changed(store.get(record.id) ?? record);
-        log.debug({ event: 'processing.start' }, 'processing');
-        result = await this.segment(bytes);
-      } finally {
-        endTurn();
-      }
+      const result = await this.attempts(record, bytes);
       const processingMs = round2(performance.now() - receivedAt);
       const done = await store.saveResult(record.id, {
         cutout: result.image,
@@ -264,8 +254,9 @@ export class Processor {
         error instanceof PhotoRelayError
           ? error
           : new PhotoRelayError('E_PROCESSING_FAILED', undefined, { cause: error });
-      if (failure.code === 'E_ENGINE_STOPPED') {
-        // We are shutting down: back in line for the next start, the attempt not counted.
+      if (failure.code === 'E_ENGINE_STOPPED' || failure.code === 'E_STORAGE_FAILED') {
+        // Shutting down, or the disk is full: nothing is wrong with the photo. Back in line,
+        // the attempt not counted; the next start or the phone's resend processes it.
         store.backToQueue(record.id);
       } else if (failure.code !== 'E_PHOTO_DELETED') {
         const failed = store.markFailed(
@@ -282,6 +273,41 @@ export class Processor {
         'processing failed',
       );
       throw failure;
+    }
+  }
+
+  /**
+   * Runs the engine on a photo, one counted attempt per turn. A photo attempted before and not
+   * finished was in progress when the process (or the engine's worker) died: it takes its turns
+   * alone. When the worker dies in this process, the photos inside it get another turn, alone,
+   * until MAX_CRASHED_ATTEMPTS: the same rule as for a whole-process death at start, so an
+   * innocent neighbour of a crashing photo is never set aside.
+   */
+  private async attempts(record: PhotoRecord, bytes: Buffer) {
+    const { store, changes, logger } = this.deps;
+    let attempted = record.attempts;
+    for (;;) {
+      const endTurn = await this.turns.take(attempted > 0);
+      try {
+        const processing = store.markProcessing(record.id);
+        if (!processing) throw deleted(record.id);
+        attempted = processing.attempts;
+        changes.changed(processing);
+        logger.debug(
+          { event: 'processing.start', photo: record.id, attempt: attempted },
+          'processing',
+        );
+        return await this.segment(bytes);
+      } catch (error) {
+        const crashed = error instanceof PhotoRelayError && error.code === 'E_ENGINE_CRASHED';
+        if (!crashed || attempted >= MAX_CRASHED_ATTEMPTS) throw error;
+        logger.warn(
+          { event: 'processing.crashed', photo: record.id, attempt: attempted },
+          'the engine worker died with this photo inside: trying it again, alone',
+        );
+      } finally {
+        endTurn();
+      }
     }
   }
 
@@ -357,7 +383,11 @@ export class Processor {
           store.readOriginal(record),
           store.readMask(record.id),
         ]);
-        const result = await engine.render(bytes, decodeMask(mask), {}, 'background');
+        // A turn like any photo's, so a suspect running alone is really alone in the engine.
+        const endTurn = await this.turns.take(false);
+        const result = await engine
+          .render(bytes, decodeMask(mask), {}, 'background')
+          .finally(endTurn);
         await store.saveFullCutout(record.id, result.image);
         return result.image;
       })().finally(() => this.fullRenders.delete(record.id));

@@ -64,16 +64,32 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
   /** Keys whose first request is between "not seen" and "stored" (the store cannot tell yet). */
   const storing = new Map<string, Promise<void>>();
 
-  /** The photo this key already made, waiting for a concurrent first request to be stored. */
-  async function knownPhoto(key: string, print: string): Promise<string | undefined> {
+  /**
+   * The photo this key already made (waiting for a concurrent first request to be stored), or
+   * the claim on the key for this request: taken in the same tick as the lookup that found the
+   * key free, so two waiting resends cannot both go on. `release` ends the claim.
+   */
+  async function claimKey(
+    key: string,
+    print: string,
+  ): Promise<{ photoId: string } | { release: () => void }> {
     for (;;) {
       const known = store.findUploadKey(key);
       if (known) {
         if (known.fingerprint !== print) throw new PhotoRelayError('E_IDEMPOTENCY_KEY_REUSED');
-        return known.photoId;
+        return { photoId: known.photoId };
       }
       const first = storing.get(key);
-      if (!first) return undefined;
+      if (!first) {
+        let settle = () => {};
+        storing.set(key, new Promise<void>((resolve) => (settle = resolve)));
+        return {
+          release: () => {
+            storing.delete(key);
+            settle();
+          },
+        };
+      }
       await first;
     }
   }
@@ -90,20 +106,14 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
     const print = key === undefined ? '' : fingerprint(form);
     let release = () => {};
     if (key !== undefined) {
-      const photoId = await knownPhoto(key, print);
-      if (photoId) {
-        logger.info({ event: 'upload.repeat', photo: photoId, address }, 'upload resent');
-        answer(res, await processor.outcome(photoId));
+      const claim = await claimKey(key, print);
+      if ('photoId' in claim) {
+        logger.info({ event: 'upload.repeat', photo: claim.photoId, address }, 'upload resent');
+        answer(res, await processor.outcome(claim.photoId));
         metrics.countUpload('ok');
         return;
       }
-      // Claimed synchronously after the lookup: a concurrent resend waits for this one.
-      let settle = () => {};
-      storing.set(key, new Promise<void>((resolve) => (settle = resolve)));
-      release = () => {
-        storing.delete(key);
-        settle();
-      };
+      release = claim.release;
     }
     let record;
     try {

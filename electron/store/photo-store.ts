@@ -7,6 +7,7 @@ import { PhotoRelayError, type ErrorCode } from '../../shared/errors.ts';
 import type { PhotoListItem, PhotoStatus } from '../../shared/protocol.ts';
 import { ON_WALLS_SQL } from '../photos/visibility.ts';
 import { syncDirectory, TEMP_SUFFIX, writeDurably } from './durable-file.ts';
+import { lockDataFolder } from './folder-lock.ts';
 
 export interface PhotoRecord extends PhotoListItem {
   inputFormat: string;
@@ -82,6 +83,11 @@ function storageError(action: string, error: unknown): PhotoRelayError {
 
 const FILE_FOLDERS = ['originals', 'cutouts', 'masks'] as const;
 
+/** The usual file extension of an input format (originals on disk, names in the export). */
+export function fileExtension(format: string): string {
+  return format === 'jpeg' ? 'jpg' : format;
+}
+
 /**
  * Photos on disk plus their index in SQLite (WAL). A photo's original is on disk before its row
  * exists, so every row points at a complete file; rows move queued → processing → done | failed,
@@ -90,14 +96,21 @@ const FILE_FOLDERS = ['originals', 'cutouts', 'masks'] as const;
 export class PhotoStore {
   readonly dir: string;
   private readonly db: Database.Database;
+  private readonly unlock: () => void;
 
   constructor(dataDir: string) {
     this.dir = dataDir;
     try {
       for (const sub of FILE_FOLDERS) mkdirSync(path.join(dataDir, sub), { recursive: true });
       accessSync(dataDir, fsConstants.W_OK);
+    } catch (error) {
+      throw storageError(`use the data folder ${dataDir}`, error);
+    }
+    this.unlock = lockDataFolder(dataDir);
+    try {
       this.db = new Database(path.join(dataDir, 'photos.db'));
     } catch (error) {
+      this.unlock();
       throw storageError(`use the data folder ${dataDir}`, error);
     }
     this.db.pragma('journal_mode = WAL');
@@ -157,7 +170,7 @@ export class PhotoStore {
   }
 
   originalPath(id: string, format: string): string {
-    return path.join(this.dir, 'originals', `${id}.${format === 'jpeg' ? 'jpg' : format}`);
+    return path.join(this.dir, 'originals', `${id}.${fileExtension(format)}`);
   }
 
   cutoutPath(id: string, variant: 'display' | 'full' = 'display'): string {
@@ -201,6 +214,10 @@ export class PhotoStore {
             input.inputFormat,
           );
         if (input.key) {
+          // A key older than 24 h is free again: its old row must not block the new one.
+          this.db
+            .prepare('DELETE FROM upload_keys WHERE key = ? AND created_ms <= ?')
+            .run(input.key.key, Date.now() - UPLOAD_KEY_TTL_MS);
           this.db
             .prepare(
               'INSERT INTO upload_keys (key, photo_id, fingerprint, created_ms) VALUES (?, ?, ?, ?)',
@@ -263,11 +280,14 @@ export class PhotoStore {
     return this.get(id);
   }
 
-  /** Puts a failed photo back in line (the operator's Retry): a fresh count of attempts. */
+  /**
+   * Puts a failed photo back in line (the operator's Retry). Its attempts are kept: a photo that
+   * crashed the relay before still runs alone and is set aside again at its next crash.
+   */
   requeue(id: string): PhotoRecord | undefined {
     this.db
       .prepare(
-        `UPDATE photos SET status = 'queued', error_code = NULL, error_message = NULL, attempts = 0
+        `UPDATE photos SET status = 'queued', error_code = NULL, error_message = NULL
          WHERE id = ? AND status = 'failed'`,
       )
       .run(id);
@@ -332,15 +352,14 @@ export class PhotoStore {
   }
 
   /** Counts an attempt before the engine sees the photo (so a crash inside it is counted). */
-  markProcessing(id: string): boolean {
-    return (
-      this.db
-        .prepare(
-          `UPDATE photos SET status = 'processing', attempts = attempts + 1
-           WHERE id = ? AND status IN ('queued','processing')`,
-        )
-        .run(id).changes === 1
-    );
+  markProcessing(id: string): PhotoRecord | undefined {
+    const row = this.db
+      .prepare(
+        `UPDATE photos SET status = 'processing', attempts = attempts + 1
+         WHERE id = ? AND status IN ('queued','processing') RETURNING *`,
+      )
+      .get(id) as Row | undefined;
+    return row && toRecord(row);
   }
 
   /** A stop interrupted this attempt (not a crash): back in line, the attempt not counted. */
@@ -452,6 +471,7 @@ export class PhotoStore {
 
   close(): void {
     this.db.close();
+    this.unlock();
   }
 
   // Wall credentials: rows only; the rules (tokens, hashing, checks) are in wall-credentials.ts.
