@@ -10,7 +10,8 @@ export function chromiumMissingReason(): string | undefined {
     : `needs Debian's chromium at ${CHROMIUM} (apt-get install chromium)`;
 }
 
-export function launchChromium(): Promise<Browser> {
+/** `args`: extra command-line switches (e.g. `--host-resolver-rules=…`), after the usual ones. */
+export function launchChromium(args: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -20,6 +21,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--no-first-run',
+      ...args,
     ],
   });
 }

@@ -13,6 +13,7 @@ import {
   type ServerMessageV2,
   type WallInfo,
 } from '../shared/protocol.ts';
+import { ISSUES_PER_ADDRESS, MAX_WALLS } from '../electron/relay/wall-credentials.ts';
 import { chromiumMissingReason, launchChromium } from './browser.ts';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
 import {
@@ -330,6 +331,141 @@ describe.skipIf(skipReason)('wall tokens and the failure limit', () => {
       await relay.close();
     }
   });
+});
+
+/** A protocol-2 display that joined with the PIN from `address`, and what it received. */
+interface Joined {
+  socket: WebSocket;
+  hello: Hello;
+  messages: ServerMessageV2[];
+}
+
+/**
+ * A protocol-2 display joining with the PIN from `address`: on Linux every 127.x.y.z is the
+ * loopback interface, so one test process can stand in for many devices on the LAN.
+ */
+function joinFrom(relay: TestRelay, address: string, label = 'CrowdTV/1.0'): Promise<Joined> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${relay.wsUrl}?pin=${PIN}&${V2_DISPLAY}`, {
+      localAddress: address,
+      headers: { 'User-Agent': label },
+    });
+    const messages: ServerMessageV2[] = [];
+    socket.on('message', (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as ServerMessageV2;
+      messages.push(message);
+      if (message.type === 'hello') resolve({ socket, hello: message, messages });
+    });
+    socket.on('unexpected-response', (_req, res) => reject(new Error(`refused ${res.statusCode}`)));
+    socket.on('error', reject);
+  });
+}
+
+/** Closes the socket and waits until the relay let it go. */
+function leave(joined: Joined): Promise<void> {
+  return new Promise((resolve) => {
+    if (joined.socket.readyState === WebSocket.CLOSED) resolve();
+    joined.socket.once('close', () => resolve());
+    joined.socket.close();
+  });
+}
+
+/**
+ * Review: a guest with the PIN could knock every wall off by joining again and again (each join
+ * was given a credential, and past 500 the least recently seen were revoked). Now issuing is
+ * limited per address and in total, nothing is ever dropped to make room, and a display past
+ * either limit is still let in with the PIN, only without a credential of its own.
+ */
+describe.skipIf(skipReason)('issuing wall credentials is bounded', () => {
+  test('the 4th join from one address within 10 minutes gets no wallToken, but a working socket', async () => {
+    const relay = await startTestRelay();
+    try {
+      const first: Joined[] = [];
+      for (let i = 0; i < ISSUES_PER_ADDRESS.points; i++)
+        first.push(await joinFrom(relay, '127.0.0.9', `SameAddressTV/${i}`));
+      for (const joined of first) expect(joined.hello.wallToken).toMatch(/^[A-Za-z0-9_-]{32}$/);
+
+      const fourth = await joinFrom(relay, '127.0.0.9', 'SameAddressTV/4');
+      expect(fourth.hello.wallToken).toBeUndefined();
+      expect(fourth.hello.history).toEqual([]);
+      // Held by the PIN alone: listed without a wall, and no credential was stored for it.
+      const clients = await adminJson<ClientInfo[]>(relay, '/clients');
+      expect(clients.find((client) => client.userAgent === 'SameAddressTV/4')).toMatchObject({
+        role: 'display',
+        wallId: null,
+      });
+      expect(await wallNamed(relay, 'SameAddressTV/4')).toBeUndefined();
+      // Another address is not held back by this one.
+      const neighbour = await joinFrom(relay, '127.0.0.10', 'NeighbourTV/1.0');
+      expect(neighbour.hello.wallToken).toMatch(/^[A-Za-z0-9_-]{32}$/);
+
+      // The socket works: the next photo reaches it, and its cut-out opens with the PIN.
+      const sent = await upload(relay.url, await syntheticPhoto(160, 120), { description: '4th' });
+      expect(sent.status).toBe(200);
+      await expect
+        .poll(() => fourth.messages.find((message) => message.type === 'photo'), {
+          timeout: 30_000,
+        })
+        .toMatchObject({ photo: { id: sent.body.id, description: '4th' } });
+      const photo = fourth.messages.find((message) => message.type === 'photo')!;
+      expect((await fetch(`${relay.url}${photo.photo.cutoutUrl}?pin=${PIN}`)).status).toBe(200);
+      await Promise.all([...first, fourth, neighbour].map(leave));
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
+
+  test('a wall token survives 510 PIN joins from other sockets; past 500 displays join without one', async () => {
+    const relay = await startTestRelay();
+    try {
+      const { display, hello: greeting } = await joinWall(relay, 'EventWall/1.0');
+      const token = greeting.wallToken!;
+      display.close();
+
+      // 510 joins, 3 from each of 170 addresses (each address's full share), opened and closed.
+      const joins = 510;
+      const address = (i: number) => {
+        const n = Math.floor(i / ISSUES_PER_ADDRESS.points);
+        return `127.1.${Math.floor(n / 200)}.${(n % 200) + 1}`;
+      };
+      const hellos: Hello[] = [];
+      for (let batch = 0; batch < joins; batch += 30) {
+        const opened = await Promise.all(
+          Array.from({ length: Math.min(30, joins - batch) }, (_, k) =>
+            joinFrom(relay, address(batch + k), `Crowd/${batch + k}`),
+          ),
+        );
+        hellos.push(...opened.map((joined) => joined.hello));
+        await Promise.all(opened.map(leave));
+      }
+
+      // The first wall, seen before all of them and not connected meanwhile, still gets in.
+      const back = await joinWall(relay, 'EventWall/1.0', `wall=${token}`);
+      expect(back.hello.wallToken).toBeUndefined();
+      expect(back.display.socket.readyState).toBe(WebSocket.OPEN);
+      expect((await fetch(`${relay.url}/api/photos?wall=${token}`)).status).toBe(200);
+      back.display.close();
+
+      expect(hellos).toHaveLength(joins); // every one was let in
+      const given = hellos.filter((entry) => entry.wallToken !== undefined);
+      expect(given).toHaveLength(MAX_WALLS - 1); // the table is full; nothing was dropped for them
+      const walls = await adminJson<WallInfo[]>(relay, '/walls');
+      expect(walls).toHaveLength(MAX_WALLS);
+      expect(walls.some((wall) => wall.label === 'EventWall/1.0')).toBe(true);
+
+      // A new display now joins with the PIN alone; a Revoke makes room for one again.
+      const late = await joinFrom(relay, '127.2.0.1', 'LateTV/1.0');
+      expect(late.hello.wallToken).toBeUndefined();
+      await leave(late);
+      const crowd = walls.find((wall) => wall.label.startsWith('Crowd/'))!;
+      expect((await admin(relay, `/walls/${crowd.id}`, { method: 'DELETE' })).status).toBe(204);
+      const again = await joinFrom(relay, '127.2.0.2', 'AfterRevokeTV/1.0');
+      expect(again.hello.wallToken).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      await leave(again);
+    } finally {
+      await relay.close();
+    }
+  }, 120_000);
 });
 
 describe.skipIf(browserSkip)('the wall page in Chromium', () => {

@@ -50,7 +50,10 @@ export interface BroadcasterOptions {
   logger: Logger;
   metrics: Metrics;
   heartbeatMs?: number;
-  /** A display with more than this queued in its socket skips messages until it catches up. */
+  /**
+   * A display with more than this queued in its socket skips messages until it catches up; a
+   * dashboard is disconnected instead (it reconnects to a fresh snapshot).
+   */
   maxBufferedBytes?: number;
   /** A display stuck over the limit this long is disconnected (it can reconnect and resync). */
   stalledMs?: number;
@@ -212,6 +215,22 @@ export class Broadcaster {
   private deliver(client: Client, payload: Buffer): boolean {
     const { socket } = client;
     if (socket.readyState !== socket.OPEN) return false;
+    if (socket.bufferedAmount > this.maxBufferedBytes && client.role === 'dashboard') {
+      // A display may skip a photo (the next hello resyncs it), but the dashboard's messages are
+      // changes to a state it keeps: one skipped "done" leaves a photo "processing" for good. So
+      // a dashboard that cannot take a message is cut off at once, and reconnects (the page does
+      // so after any close: use-dashboard-feed.ts) to a fresh admin.snapshot. Simpler than
+      // marking it and sending a snapshot once it drains: no drain tracking, no message order to
+      // reason about, and the path is the page's ordinary reconnect. terminate(), not close():
+      // a close frame would wait behind the megabytes already queued.
+      this.options.metrics.broadcastDrops.inc();
+      this.options.logger.warn(
+        { event: 'dashboard.slow', address: client.address, buffered: socket.bufferedAmount },
+        'dashboard too slow: disconnected (it reconnects to a fresh snapshot)',
+      );
+      socket.terminate();
+      return false;
+    }
     if (socket.bufferedAmount > this.maxBufferedBytes) {
       const now = Date.now();
       client.congestedSince ||= now;

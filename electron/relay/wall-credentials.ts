@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { WallInfo } from '../../shared/protocol.ts';
 import type { WallRow } from '../store/photo-store.ts';
 
@@ -12,8 +13,17 @@ export interface WallTable {
 
 /** Last-seen times are written at most this often per wall (a pong every 15 s is not a write). */
 const TOUCH_PERIOD_MS = 60_000;
-/** Beyond this many credentials, the least recently seen ones not connected now are dropped. */
+/**
+ * The most credentials kept. Beyond it no new one is issued; none is ever dropped to make room
+ * (only the operator's Revoke removes one): a guest with the PIN must not be able to push the
+ * event's walls out by joining again and again.
+ */
 export const MAX_WALLS = 500;
+/** New credentials one address may be given: 3 per 10 minutes (a few screens behind one NAT). */
+export const ISSUES_PER_ADDRESS = { points: 3, duration: 600 };
+
+/** Why a display joining with the PIN was given no credential of its own. */
+export type IssueRefusal = 'address-limit' | 'full';
 
 const hashOf = (token: string): Buffer => createHash('sha256').update(token).digest();
 
@@ -21,13 +31,17 @@ const hashOf = (token: string): Buffer => createHash('sha256').update(token).dig
  * A display's own credential. A protocol-2 display that joins with the event PIN is given one (a
  * random 24-byte token, base64url); it then reconnects and fetches cut-outs with it, so a rotation
  * of the guest PIN does not cut it off. Kept in the data folder (it survives restarts) as a sha256
- * of the token; checked in constant time; listed to the operator and revoked there.
+ * of the token; checked in constant time; listed to the operator and revoked there. Issuing is
+ * bounded (ISSUES_PER_ADDRESS, MAX_WALLS): past either, the display is still let in with the PIN,
+ * only without a credential of its own; a credential is never dropped to make room.
  */
 export class WallCredentials {
   /** When each wall's last-seen time was last written (in memory: a restart writes again). */
   private readonly written = new Map<string, number>();
   /** The newest last-seen time of each wall, written or not. */
   private readonly seen = new Map<string, string>();
+  /** New credentials per address (in memory: a restart starts the count again). */
+  private readonly issues = new RateLimiterMemory(ISSUES_PER_ADDRESS);
 
   constructor(
     private readonly table: WallTable,
@@ -35,8 +49,28 @@ export class WallCredentials {
     private readonly connected: () => Iterable<string>,
   ) {}
 
-  /** A new credential for a display that just joined with the PIN; the token is shown once. */
-  issue(label: string): { id: string; token: string } {
+  /**
+   * Whether a display joining with the PIN from `address` may be given a credential: counts one
+   * of the address's issues (checked before the upgrade, which is asynchronous; `issue` follows
+   * in the upgrade's callback and checks the total again).
+   */
+  async reserve(address: string): Promise<IssueRefusal | undefined> {
+    if (this.full) return 'full';
+    return this.issues.consume(address).then(
+      () => undefined,
+      (rejection: unknown) => {
+        if (rejection instanceof Error) throw rejection;
+        return 'address-limit';
+      },
+    );
+  }
+
+  /**
+   * A new credential for a display that just joined with the PIN (the token is shown once), or
+   * undefined when MAX_WALLS are kept already. Nothing is dropped to make room.
+   */
+  issue(label: string): { id: string; token: string } | undefined {
+    if (this.full) return undefined;
     const token = randomBytes(24).toString('base64url');
     const now = new Date().toISOString();
     const id = randomUUID();
@@ -48,7 +82,6 @@ export class WallCredentials {
       lastSeenAt: now,
     });
     this.written.set(id, Date.now());
-    this.prune();
     return { id, token };
   }
 
@@ -99,14 +132,7 @@ export class WallCredentials {
     return this.table.removeWall(id);
   }
 
-  /** Keeps the table bounded: a guest with the PIN could otherwise open displays forever. */
-  private prune(): void {
-    const rows = this.table.listWalls();
-    if (rows.length <= MAX_WALLS) return;
-    const connected = new Set(this.connected());
-    // Most recently seen first: the oldest are past MAX_WALLS; those connected now are spared.
-    for (const row of rows.slice(MAX_WALLS)) {
-      if (!connected.has(row.id)) this.revoke(row.id);
-    }
+  private get full(): boolean {
+    return this.table.listWalls().length >= MAX_WALLS;
   }
 }

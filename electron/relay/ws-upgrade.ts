@@ -10,7 +10,7 @@ import { asCatalogError } from './error-handler.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { originAllowed } from './origin-policy.ts';
-import type { WallCredentials } from './wall-credentials.ts';
+import { MAX_WALLS, type IssueRefusal, type WallCredentials } from './wall-credentials.ts';
 
 const ROLES: ClientRole[] = ['display', 'uploader', 'dashboard'];
 
@@ -39,8 +39,10 @@ function refuse(socket: Duplex, error: PhotoRelayError, metrics: Metrics): void 
  * `WS /ws`: the original protocol (PIN) and protocol 2 (`protocol=2&role=…`). Guests (displays,
  * uploaders) need the PIN; the dashboard role needs the admin token (`token=`, loopback only).
  * A protocol-2 display may present its own credential instead (`wall=`); one that joins with the
- * PIN is given one in its hello, so a PIN rotation does not close it. Original-protocol displays
- * and uploaders hold only the PIN. Returns the server's `upgrade` listener.
+ * PIN is given one in its hello, so a PIN rotation does not close it (at most ISSUES_PER_ADDRESS
+ * per address and MAX_WALLS in all; beyond either it is let in with the PIN alone, and no
+ * credential is ever dropped to make room). Original-protocol displays and uploaders hold only
+ * the PIN. Returns the server's `upgrade` listener.
  */
 export function upgradeHandler(deps: UpgradeDeps) {
   const { config, pins, broadcaster, walls, logger, metrics } = deps;
@@ -49,39 +51,58 @@ export function upgradeHandler(deps: UpgradeDeps) {
     logger.error({ event: 'ws.error', err: error.message }, 'WebSocket server error'),
   );
 
-  /** What the socket is let in with; `wall`: a display that gets a credential of its own. */
+  /**
+   * What the socket is let in with, and for a protocol-2 display let in with the PIN whether it
+   * may be given a credential of its own (`refusal`: why not; it is let in with the PIN anyway).
+   */
   async function authenticate(
     req: http.IncomingMessage,
     role: ClientRole,
     protocol: 1 | 2,
     url: URL,
-  ): Promise<Credential> {
+  ): Promise<{ credential: Credential; issue: boolean; refusal?: IssueRefusal }> {
     if (role === 'dashboard') {
       checkAdmin(req, config.adminToken, url.searchParams.get('token') ?? '');
-      return { kind: 'admin' };
+      return { credential: { kind: 'admin' }, issue: false };
     }
-    return pins.checkGuest(req, { allowWall: role === 'display' && protocol === PROTOCOL_V2 });
+    const wall = role === 'display' && protocol === PROTOCOL_V2;
+    const credential = await pins.checkGuest(req, { allowWall: wall });
+    if (!wall || credential.kind !== 'pin') return { credential, issue: false };
+    const refusal = await walls.reserve(clientAddress(req));
+    return { credential, issue: refusal === undefined, refusal };
   }
 
-  /** A protocol-2 display let in with the PIN is given its own credential, shown once in the hello. */
+  /**
+   * A protocol-2 display let in with the PIN is given its own credential, shown once in the
+   * hello, unless its address had its share (or the table is full): then it holds the PIN only.
+   */
   function attachOptions(
     req: http.IncomingMessage,
     role: ClientRole,
     protocol: 1 | 2,
-    credential: Credential,
+    access: { credential: Credential; issue: boolean; refusal?: IssueRefusal },
   ): AttachOptions {
+    const address = clientAddress(req);
     const options: AttachOptions = {
       role,
       protocol,
-      address: clientAddress(req),
+      address,
       userAgent: req.headers['user-agent'],
-      credential,
+      credential: access.credential,
     };
-    if (credential.kind === 'pin' && role === 'display' && protocol === PROTOCOL_V2) {
-      const { id, token } = walls.issue(req.headers['user-agent'] ?? '');
-      options.credential = { kind: 'wall', wallId: id };
-      options.hello = { wallToken: token };
-      logger.info({ event: 'wall.issued', wallId: id }, 'display given a wall credential');
+    const issued = access.issue ? walls.issue(req.headers['user-agent'] ?? '') : undefined;
+    if (issued) {
+      options.credential = { kind: 'wall', wallId: issued.id };
+      options.hello = { wallToken: issued.token };
+      logger.info({ event: 'wall.issued', wallId: issued.id }, 'display given a wall credential');
+    } else if (access.issue || access.refusal) {
+      const reason = access.refusal ?? 'full';
+      logger.info(
+        { event: 'wall.not-issued', reason, address },
+        reason === 'full'
+          ? `display let in with the PIN only: ${MAX_WALLS} wall credentials are kept already`
+          : 'display let in with the PIN only: this address had its share of new wall credentials',
+      );
     }
     return options;
   }
@@ -106,9 +127,9 @@ export function upgradeHandler(deps: UpgradeDeps) {
     const requested = url.searchParams.get('role') as ClientRole | null;
     const role = protocol === 2 && requested && ROLES.includes(requested) ? requested : 'display';
     void authenticate(req, role, protocol, url).then(
-      (credential) => {
+      (access) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
-          const options = attachOptions(req, role, protocol, credential);
+          const options = attachOptions(req, role, protocol, access);
           const held = options.credential;
           if (held.kind === 'wall') {
             walls.touch(held.wallId);

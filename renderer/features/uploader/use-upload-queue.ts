@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { randomId } from '../../lib/random-id';
 import { allPhotos, deletePhoto, putPhoto, type QueuedPhoto } from './queue-store';
 import { backoffMs, sendPhoto } from './send';
 
@@ -94,7 +95,8 @@ export function useUploadQueue(pin: string | undefined, onPinRejected: (message:
     async (blobs: { blob: Blob; name: string }[], description: string) => {
       for (const { blob, name } of blobs) {
         await putPhoto({
-          key: crypto.randomUUID(),
+          // Not crypto.randomUUID(): it is missing on plain-HTTP LAN addresses (random-id.ts).
+          key: randomId(),
           name,
           description,
           blob,
