@@ -23,6 +23,20 @@ export const ERROR_CATALOG = {
     message: 'The admin API answers only on this computer, with the admin token.',
   },
   E_ORIGIN_FORBIDDEN: { status: 403, message: 'Requests from this web origin are not allowed.' },
+  E_HOST_FORBIDDEN: {
+    status: 403,
+    message:
+      'This relay does not answer to this host name (a protection against DNS rebinding). Open it by its LAN address, or have the operator add the name to ALLOWED_HOSTS.',
+  },
+  E_BAD_REQUEST: {
+    status: 400,
+    message: 'The request is malformed (its address or body cannot be read).',
+  },
+  E_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: 'The request body has a type or character set the relay does not accept.',
+  },
+  E_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested byte range is not in the file.' },
   E_NOT_FOUND: { status: 404, message: 'Not found.' },
   E_PHOTO_DELETED: {
     status: 410,

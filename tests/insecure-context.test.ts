@@ -31,7 +31,7 @@ describe.skipIf(skipReason)('the guest pages outside a secure context', () => {
       // The pages as shipped (vitest sets NODE_ENV=test, which would build React's dev bundle).
       { cwd: repoRoot, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } },
     );
-    relay = await startTestRelay();
+    relay = await startTestRelay({ ALLOWED_HOSTS: LAN_HOST });
     lan = `http://${LAN_HOST}:${new URL(relay.url).port}`;
     browser = await launchChromium([`--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`]);
   }, 120_000);

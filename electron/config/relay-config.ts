@@ -10,6 +10,8 @@ export interface RelayConfig {
   port: number;
   host: string;
   corsOrigins: string[];
+  /** ALLOWED_HOSTS: more Host names the relay answers to (lower case, without port). */
+  allowedHosts: string[];
   logLevel: LogLevel;
   maxUploadBytes: number;
   /**
@@ -51,6 +53,10 @@ const integer = (name: string, min: number, max: number) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `${name} must be between ${min} and ${max}`);
 
+/** A DNS name (labels of letters, digits, hyphens), an IPv4 address or a bracketed IPv6 one. */
+const HOST_NAME =
+  /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)$/;
+
 const envSchema = z.object({
   PORT: integer('PORT', 0, 65535).default(8000),
   HOST: z.string().trim().min(1, 'HOST must not be empty').default('0.0.0.0'),
@@ -66,6 +72,19 @@ const envSchema = z.object({
     .refine(
       (origins) => origins.every((origin) => /^https?:\/\/[^/\s]+$/.test(origin)),
       'CORS_ORIGINS must be a comma list of origins like http://192.168.1.20:5173 (no paths)',
+    ),
+  ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((name) => name.trim().toLowerCase().replace(/\.$/, ''))
+        .filter(Boolean),
+    )
+    .refine(
+      (names) => names.every((name) => HOST_NAME.test(name)),
+      'ALLOWED_HOSTS must be a comma list of host names or addresses like photo-relay.lan, 10.0.0.5 or [fd00::5] (no scheme, port or path)',
     ),
   LOG_LEVEL: z
     .string()
@@ -140,6 +159,7 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     port: values.PORT,
     host: values.HOST,
     corsOrigins: values.CORS_ORIGINS,
+    allowedHosts: values.ALLOWED_HOSTS,
     logLevel: values.LOG_LEVEL,
     maxUploadBytes: Math.round(values.MAX_UPLOAD_SIZE * 1024 * 1024),
     eventPin: pinOff ? null : values.EVENT_PIN,

@@ -18,7 +18,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { reachableHosts } from './network.ts';
 import { OperatorView, type Lifecycle } from './operator-view.ts';
-import { originPolicy } from './origin-policy.ts';
+import { hostPolicy, originPolicy } from './origin-policy.ts';
 import { pagesRouter } from './pages.ts';
 import { Processor } from './processor.ts';
 import { publicRouter } from './public-routes.ts';
@@ -168,6 +168,7 @@ export async function createRelay(
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(originPolicy(config.corsOrigins));
+  app.use(hostPolicy(config));
   app.use(pagesRouter());
   app.use(
     publicRouter({

@@ -1,24 +1,68 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { PhotoRelayError } from '../../shared/errors.ts';
+import { PhotoRelayError, type ErrorCode } from '../../shared/errors.ts';
 import { clientAddress } from './auth.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
+/**
+ * Headers a route or express.static/res.sendFile set for the file it was about to send: an error
+ * must not carry them (a 404 or 416 JSON labelled as a script, or cached as immutable for a year).
+ */
+const FILE_HEADERS = [
+  'Content-Type',
+  'Content-Disposition',
+  'Cache-Control',
+  'ETag',
+  'Last-Modified',
+  'Accept-Ranges',
+];
+
 export function sendError(res: Response, error: PhotoRelayError): void {
+  for (const header of FILE_HEADERS) res.removeHeader(header);
   if (error.retryAfterSeconds !== undefined)
     res.setHeader('Retry-After', String(error.retryAfterSeconds));
   res.status(error.status).json(error.toBody());
 }
 
+/** The catalog code for a client error's HTTP status; any other 4xx is E_BAD_REQUEST. */
+const CLIENT_ERRORS: Partial<Record<number, ErrorCode>> = {
+  400: 'E_BAD_REQUEST',
+  404: 'E_NOT_FOUND',
+  413: 'E_FILE_TOO_LARGE',
+  415: 'E_UNSUPPORTED_MEDIA_TYPE',
+  416: 'E_RANGE_NOT_SATISFIABLE',
+};
+
+/** Plainer words for body-parser's error types (its own messages may quote the body). */
+const CLIENT_ERROR_DETAILS: Record<string, string> = {
+  'entity.parse.failed': 'The request body is not valid JSON.',
+  'request.aborted': 'The request was cut off before its body arrived.',
+  'request.size.invalid': 'The request body is shorter or longer than its Content-Length.',
+  'encoding.unsupported': 'The request body has a content encoding the relay does not accept.',
+  'charset.unsupported': 'The request body has a character set the relay does not accept.',
+};
+
 /**
- * Any thrown value as a catalog error (what Express or body-parser threw, or a bug). A bug is
+ * Any thrown value as a catalog error. What Express, body-parser and send (express.static,
+ * res.sendFile) throw are http-errors: a 4xx `status`/`statusCode` (body-parser adds a `type`)
+ * becomes the catalog code for that status, so a malformed URL, invalid JSON, a missing asset or
+ * a too large body is answered as the client's mistake, logged at info. Everything else is a bug:
  * E_INTERNAL, not E_PROCESSING_FAILED: that code means "a stored photo failed" and the uploader
  * stops resending on it, which it must not do for a photo the relay never stored.
  */
 export function asCatalogError(error: unknown): PhotoRelayError {
   if (error instanceof PhotoRelayError) return error;
-  if ((error as { type?: string }).type === 'entity.too.large')
-    return new PhotoRelayError('E_FILE_TOO_LARGE');
+  const { status, statusCode, type } = (error ?? {}) as Record<string, unknown>;
+  const http = type === 'entity.too.large' ? 413 : typeof status === 'number' ? status : statusCode;
+  if (typeof http === 'number' && Number.isInteger(http) && http >= 400 && http < 500) {
+    const detail =
+      error instanceof URIError
+        ? 'The address is malformed (an invalid %-escape).'
+        : typeof type === 'string'
+          ? CLIENT_ERROR_DETAILS[type]
+          : undefined;
+    return new PhotoRelayError(CLIENT_ERRORS[http] ?? 'E_BAD_REQUEST', detail, { cause: error });
+  }
   return new PhotoRelayError('E_INTERNAL', undefined, { cause: error });
 }
 

@@ -9,7 +9,7 @@ import type { AttachOptions, Broadcaster, Credential } from './broadcaster.ts';
 import { asCatalogError } from './error-handler.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { originAllowed } from './origin-policy.ts';
+import { hostAllowed, originAllowed } from './origin-policy.ts';
 import { MAX_WALLS, type IssueRefusal, type WallCredentials } from './wall-credentials.ts';
 
 const ROLES: ClientRole[] = ['display', 'uploader', 'dashboard'];
@@ -116,9 +116,11 @@ export function upgradeHandler(deps: UpgradeDeps) {
         ? 'E_NOT_FOUND'
         : deps.stopping()
           ? 'E_SHUTTING_DOWN'
-          : origin && !originAllowed(origin, req.headers.host, config.corsOrigins)
-            ? 'E_ORIGIN_FORBIDDEN'
-            : undefined;
+          : !hostAllowed(req.headers.host, config)
+            ? 'E_HOST_FORBIDDEN'
+            : origin && !originAllowed(origin, req.headers.host, config.corsOrigins)
+              ? 'E_ORIGIN_FORBIDDEN'
+              : undefined;
     if (early) {
       refuse(socket, new PhotoRelayError(early), metrics);
       return;
