@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 import { PhotoRelayError } from '../../shared/errors.ts';
 
@@ -124,4 +125,27 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
     );
   }
   return { format, width, height, orientation: metadata.orientation ?? 1 };
+}
+
+/**
+ * probeImage for a photo received into a file, from its first bytes (`head`) where they hold the
+ * header (JPEG and PNG nearly always do within 64 KB): the file is not read whole. A refusal by
+ * signature or pixel count from the head is final; when the head alone cannot be read (a WebP, a
+ * JPEG with a larger header) the file is read once, for the probe only. (sharp is not given the
+ * path: its cache would keep the file open, and Windows cannot rename an open file.)
+ */
+export async function probeImageFile(
+  file: string,
+  head: Uint8Array,
+  size: number,
+  maxPixels: number,
+): Promise<ProbedImage> {
+  if (head.length >= size) return probeImage(head, maxPixels);
+  identifyFormat(head);
+  try {
+    return await probeImage(head, maxPixels);
+  } catch (error) {
+    if (error instanceof PhotoRelayError && error.code === 'E_IMAGE_TOO_LARGE') throw error;
+  }
+  return probeImage(await readFile(file), maxPixels);
 }

@@ -8,6 +8,7 @@ import { modelsDir as defaultModelsDir } from '../config/paths.ts';
 import { defaultModelId, getModelSpec, type ModelSpec } from '../models/manifest.ts';
 import { checkModel } from '../models/model-files.ts';
 import { DEFAULT_MAX_PIXELS } from './image-input.ts';
+import { configureLibvips } from './libvips.ts';
 import { parseOutputOptions, type OutputOptionsInput } from './options.ts';
 import type {
   FromWorker,
@@ -90,6 +91,8 @@ interface Job {
 const JOBS_IN_WORKER = 2;
 
 const workerUrl = new URL('./worker-entry.mjs', import.meta.url);
+
+configureLibvips();
 
 function defaultThreads(): number {
   return Math.min(4, os.availableParallelism());

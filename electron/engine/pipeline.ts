@@ -93,6 +93,28 @@ export async function decodeModelInput(
   }
 }
 
+/**
+ * The model's input pixels, upright, from a photo already decoded at the output size: for files
+ * whose every decode costs memory in proportion to the whole image (progressive JPEG), so they
+ * are decoded once instead of twice.
+ */
+export async function modelInputFromPhoto(
+  photo: DecodedPhoto,
+  input: ModelSpec['input'],
+): Promise<Uint8Array> {
+  const swapsAxes = photo.orientation >= 5;
+  const width = swapsAxes ? input.height : input.width;
+  const height = swapsAxes ? input.width : input.height;
+  const { rgb } = photo;
+  const data = await sharp(rgb.data, {
+    raw: { width: rgb.width, height: rgb.height, channels: rgb.channels as 3 },
+  })
+    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+    .raw({ depth: 'uchar' })
+    .toBuffer();
+  return orientRaw({ data, width, height, channels: 3 }, photo.orientation).data;
+}
+
 export async function compose(
   photo: DecodedPhoto,
   mask: RawImage,

@@ -1,10 +1,19 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { PhotoRelayError } from '../../shared/errors.ts';
-import { probeImage, toImageError } from './image-input.ts';
+import { assertBytesCoverPixels, isProgressiveJpeg } from './declared-size.ts';
+import { probeImage, toImageError, type ProbedImage } from './image-input.ts';
+import { configureLibvips } from './libvips.ts';
 import { createSession } from './session.ts';
 import type { OutputOptions } from './options.ts';
-import { compose, decodeModelInput, decodePhoto, encode, type DecodedPhoto } from './pipeline.ts';
+import {
+  compose,
+  decodeModelInput,
+  decodePhoto,
+  encode,
+  modelInputFromPhoto,
+  type DecodedPhoto,
+} from './pipeline.ts';
 import type {
   FromWorker,
   MaskImage,
@@ -25,6 +34,8 @@ const port = parentPort;
 if (!port) throw new Error('worker.ts must run as a worker thread');
 const config = workerData as WorkerConfig;
 const { spec } = config;
+// This thread's load of sharp reset the process-wide libvips cache to its defaults.
+configureLibvips();
 
 function send(message: FromWorker): void {
   port!.postMessage(message);
@@ -87,9 +98,40 @@ async function finish(
   };
 }
 
+/**
+ * The header checks, with the whole file at hand: format, pixel limit, and whether the file can
+ * hold the pixels it declares (a header that lies would cost a decode of the declared size).
+ */
+async function probe(bytes: Uint8Array): Promise<ProbedImage> {
+  const probed = await probeImage(bytes, config.maxPixels);
+  assertBytesCoverPixels(bytes, probed);
+  return probed;
+}
+
+/**
+ * Above this many pixels a progressive JPEG is decoded once, at the output size, and the model
+ * input is taken from that decode. libjpeg holds a progressive file's coefficients for the whole
+ * image whatever the shrink (~3 bytes per pixel: 36 MB at 12 MP, 190 MB at 64 MP), so the two
+ * parallel decodes would hold it twice; below it the parallel path is faster and exact.
+ */
+const SINGLE_DECODE_PIXELS = 8_000_000;
+
 async function segment(bytes: Uint8Array, options: OutputOptions): Promise<WorkerResult> {
   const started = performance.now();
-  const probed = await probeImage(bytes, config.maxPixels);
+  const probed = await probe(bytes);
+  if (probed.width * probed.height > SINGLE_DECODE_PIXELS && isProgressiveJpeg(bytes)) {
+    const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
+    const modelInput = await modelInputFromPhoto(decoded, spec.input);
+    const decodeMs = performance.now() - started;
+    const { mask, inferenceMs, maskMs } = await infer(modelInput);
+    const mask8: MaskImage = { width: spec.input.width, height: spec.input.height, data: mask };
+    return finish(decoded, mask8, options, {
+      decodeMs,
+      inferenceMs,
+      maskMs,
+      outputDecodeWaitMs: 0,
+    });
+  }
   // Both decodes start now, on libvips' threads: inference needs only the small one, and the
   // output-size decode finishes beside it.
   const decoding = decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
@@ -111,7 +153,7 @@ async function render(
   options: OutputOptions,
 ): Promise<WorkerResult> {
   const started = performance.now();
-  const probed = await probeImage(bytes, config.maxPixels);
+  const probed = await probe(bytes);
   const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
   const decodeMs = performance.now() - started;
   return finish(decoded, mask, options, {
