@@ -59,9 +59,24 @@ export const ERROR_CATALOG = {
   },
   E_FILE_TOO_LARGE: { status: 413, message: 'The file is too large.' },
   E_RATE_LIMITED: { status: 429, message: 'Too many requests. Wait a moment and try again.' },
+  E_UPLOAD_TIMEOUT: {
+    status: 408,
+    message:
+      'The upload stalled or took too long, so the relay stopped waiting for it. Send it again.',
+  },
+  E_RELAY_BUSY: {
+    status: 503,
+    message:
+      'The relay is serving as many devices as it can right now. Try again in a few seconds.',
+  },
   E_STORAGE_FAILED: {
     status: 507,
     message: 'The relay could not store the photo (is the disk full?). Tell the operator.',
+  },
+  E_DISK_FULL: {
+    status: 507,
+    message:
+      'The relay is out of storage space and cannot take more photos right now. Tell the operator.',
   },
   E_SHUTTING_DOWN: { status: 503, message: 'The relay is shutting down. Try again shortly.' },
   E_BAD_OPTION: { status: 400, message: 'An option has an invalid value.' },

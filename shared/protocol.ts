@@ -176,8 +176,11 @@ export interface AdminMetrics {
   memory: { rss: number; heapUsed: number };
   uptimeSeconds: number;
   model: string;
-  /** Free and total bytes on the data folder's disk. */
-  disk: { freeBytes: number; totalBytes: number };
+  /**
+   * Free and total bytes on the data folder's disk, and the free space under which uploads are
+   * refused (507 E_DISK_FULL; MIN_FREE_DISK_MB, 0 when the guard is off).
+   */
+  disk: { freeBytes: number; totalBytes: number; minFreeBytes: number };
   /** This data folder's life: how often it was started, what the last start found. */
   lifecycle: {
     startedAt: string;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { modelMissingReason, syntheticPhoto } from './helpers.ts';
-import { connectDisplay, freePort, PIN, spawnRelay, upload, waitHealthy } from './relay-helpers.ts';
+import { connectDisplay, freePort, spawnRelay, upload, waitHealthy } from './relay-helpers.ts';
 
 /** The relay as `npm run serve` runs it: its own process, so it can be killed for real. */
 const skipReason = await modelMissingReason('u2netp');
@@ -38,7 +38,13 @@ test('bad environment: exits non-zero before listening, naming every bad variabl
 describe.skipIf(skipReason)('durability and shutdown', () => {
   test('kill -9 mid-burst, restart on the same DATA_DIR: every photo answered 200 is there, none stuck', async () => {
     const port = await freePort();
-    const env = { PORT: String(port), DATA_DIR: dataDir, UPLOADS_PER_MINUTE: '10000' };
+    const adminToken = 'kill-test-admin-token-0123456789';
+    const env = {
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      UPLOADS_PER_MINUTE: '10000',
+      ADMIN_TOKEN: adminToken,
+    };
     const first = spawnRelay(env);
     await waitHealthy(first);
     const photos = await Promise.all(
@@ -67,8 +73,11 @@ describe.skipIf(skipReason)('durability and shutdown', () => {
       const deadline = Date.now() + 30_000;
       do {
         await sleep(200);
+        // The operator's list: guests see only photos on the walls, never queued or processing.
         items = (await (
-          await fetch(`${second.url}/api/photos?limit=100&pin=${PIN}`)
+          await fetch(`${second.url}/admin/api/photos?limit=100`, {
+            headers: { Authorization: `Bearer ${adminToken}` },
+          })
         ).json()) as typeof items;
       } while (
         items.some((item) => item.status === 'queued' || item.status === 'processing') &&

@@ -134,19 +134,25 @@ describe.skipIf(skipReason)('the original contract', () => {
     display.close();
   });
 
-  test('originals and cut-outs download by id; the full-size cut-out is made on request', async () => {
+  test("cut-outs download by id; originals and the full-size cut-out (made on request) are the operator's", async () => {
     const big = await syntheticPhoto(1200, 800);
     const { body } = await upload(relay.url, big);
     const id = String(body.id);
-    const original = await fetch(`${relay.url}/api/photos/${id}/original?pin=${PIN}`);
+    const operator = { headers: { Authorization: `Bearer ${relay.relay.config.adminToken}` } };
+    const original = await fetch(`${relay.url}/admin/api/photos/${id}/original`, operator);
     expect(Buffer.from(await original.arrayBuffer()).equals(big)).toBe(true);
     const cutout = await fetch(`${relay.url}/api/photos/${id}/cutout`, {
       headers: { 'X-Event-Pin': PIN },
     });
     expect(cutout.headers.get('content-type')).toBe('image/png');
-    const full = await fetch(`${relay.url}/api/photos/${id}/cutout?size=full&pin=${PIN}`);
+    const full = await fetch(`${relay.url}/admin/api/photos/${id}/cutout?size=full`, operator);
     const fullMeta = await sharp(Buffer.from(await full.arrayBuffer())).metadata();
     expect([fullMeta.width, fullMeta.height]).toEqual([1200, 800]);
+    // The old public paths answer 404 to guests (tests/guest-visibility.test.ts), 401 without PIN.
+    expect((await fetch(`${relay.url}/api/photos/${id}/original?pin=${PIN}`)).status).toBe(404);
+    expect((await fetch(`${relay.url}/api/photos/${id}/cutout?size=full&pin=${PIN}`)).status).toBe(
+      404,
+    );
     expect((await fetch(`${relay.url}/api/photos/${id}/original`)).status).toBe(401);
     expect(
       (await fetch(`${relay.url}/api/photos/00000000-0000-0000-0000-000000000000?pin=${PIN}`))
@@ -427,7 +433,9 @@ describe.skipIf(skipReason)('limits and failures', () => {
         description: 'doomed',
         errorCode: 'E_ENGINE_CRASHED',
       });
-      const original = await fetch(`${relay.url}/api/photos/${record!.id}/original?pin=${PIN}`);
+      const original = await fetch(`${relay.url}/admin/api/photos/${record!.id}/original`, {
+        headers: { Authorization: `Bearer ${relay.relay.config.adminToken}` },
+      });
       expect(Buffer.from(await original.arrayBuffer()).equals(photo)).toBe(true);
       // The engine recovered: the next upload works.
       expect((await upload(relay.url, await syntheticPhoto(300, 200))).status).toBe(200);

@@ -21,6 +21,8 @@ export interface RelayConfig {
   eventPin: string | null | undefined;
   adminToken: string;
   dataDir: string;
+  /** MIN_FREE_DISK_MB: uploads get 507 E_DISK_FULL below this much free space (0: off). */
+  minFreeDiskBytes: number;
   modelsDir: string;
   model: string | undefined;
   threads: number | undefined;
@@ -35,6 +37,17 @@ export interface RelayConfig {
   heartbeatMs: number;
   /** A display with more than this waiting in its socket skips broadcasts until it catches up. */
   maxBufferedBytes: number;
+  /** Caps against abuse (admission.ts; the README's "Limits under abuse"). */
+  uploadsPerAddress: number;
+  uploadsTotal: number;
+  socketsPerAddress: number;
+  socketsTotal: number;
+  /** An upload that sends no byte for this long is answered 408 and dropped. */
+  uploadIdleMs: number;
+  /** The longest an upload's body may take to arrive. */
+  uploadTimeoutMs: number;
+  /** FULL_RENDER_CACHE_MB: disk kept for the operator's full-size renders (oldest deleted first). */
+  fullRenderCacheBytes: number;
 }
 
 const LOG_LEVELS: Record<string, LogLevel> = {
@@ -109,6 +122,7 @@ const envSchema = z.object({
     .optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
   DATA_DIR: z.string().trim().min(1, 'DATA_DIR must not be empty').optional(),
+  MIN_FREE_DISK_MB: integer('MIN_FREE_DISK_MB', 0, 1_000_000_000).default(500),
   MODELS_DIR: z.string().trim().min(1, 'MODELS_DIR must not be empty').optional(),
   MODEL: z
     .string()
@@ -124,6 +138,13 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: integer('SHUTDOWN_GRACE_SECONDS', 0, 600).default(10),
   WS_HEARTBEAT_SECONDS: integer('WS_HEARTBEAT_SECONDS', 1, 3600).default(15),
   WS_MAX_BUFFERED_MB: integer('WS_MAX_BUFFERED_MB', 1, 1024).default(16),
+  UPLOADS_PER_ADDRESS: integer('UPLOADS_PER_ADDRESS', 1, 1000).default(4),
+  UPLOADS_TOTAL: integer('UPLOADS_TOTAL', 1, 10_000).default(64),
+  WS_PER_ADDRESS: integer('WS_PER_ADDRESS', 1, 100_000).default(20),
+  WS_TOTAL: integer('WS_TOTAL', 1, 100_000).default(2000),
+  UPLOAD_IDLE_SECONDS: integer('UPLOAD_IDLE_SECONDS', 1, 600).default(15),
+  UPLOAD_TIMEOUT_SECONDS: integer('UPLOAD_TIMEOUT_SECONDS', 10, 3600).default(120),
+  FULL_RENDER_CACHE_MB: integer('FULL_RENDER_CACHE_MB', 0, 1_000_000).default(500),
 });
 
 export class ConfigError extends Error {
@@ -165,6 +186,7 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     eventPin: pinOff ? null : values.EVENT_PIN,
     adminToken: values.ADMIN_TOKEN ?? randomBytes(24).toString('base64url'),
     dataDir: path.resolve(values.DATA_DIR ?? path.join(userDataDir(), 'data')),
+    minFreeDiskBytes: values.MIN_FREE_DISK_MB * 1024 * 1024,
     modelsDir: values.MODELS_DIR ? path.resolve(values.MODELS_DIR) : modelsDir(env),
     model: values.MODEL,
     threads: values.THREADS,
@@ -176,5 +198,12 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     shutdownGraceMs: values.SHUTDOWN_GRACE_SECONDS * 1000,
     heartbeatMs: values.WS_HEARTBEAT_SECONDS * 1000,
     maxBufferedBytes: values.WS_MAX_BUFFERED_MB * 1024 * 1024,
+    uploadsPerAddress: values.UPLOADS_PER_ADDRESS,
+    uploadsTotal: values.UPLOADS_TOTAL,
+    socketsPerAddress: values.WS_PER_ADDRESS,
+    socketsTotal: values.WS_TOTAL,
+    uploadIdleMs: values.UPLOAD_IDLE_SECONDS * 1000,
+    uploadTimeoutMs: values.UPLOAD_TIMEOUT_SECONDS * 1000,
+    fullRenderCacheBytes: values.FULL_RENDER_CACHE_MB * 1024 * 1024,
   };
 }

@@ -13,5 +13,9 @@ export function isOnWalls(photo: VisibilityFields): boolean {
   return photo.status === 'done' && !photo.hidden && photo.approved;
 }
 
-/** The same rule as a SQL condition on the `photos` table (for lists and history). */
+/**
+ * The same rule as a SQL condition on the `photos` table: the store's listOnWalls/getOnWalls, which
+ * back every guest route (list, detail, cut-out, protocol-2 history), so a guest is never handed a
+ * photo that was fetched and then filtered.
+ */
 export const ON_WALLS_SQL = `status = 'done' AND hidden = 0 AND approved = 1`;

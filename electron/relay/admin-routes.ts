@@ -154,10 +154,24 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
     const limit = Math.min(Math.max(Number(req.query.limit) || 100, 1), 1000);
     res.json(store.list(limit).map(adminPhoto));
   });
-  api.get('/photos/:id/cutout', (req, res) => {
+  /** Any done photo's cut-out, hidden or held too; `?size=full` renders it at full resolution. */
+  api.get('/photos/:id/cutout', async (req, res) => {
     const record = photo(req);
     if (record.status !== 'done') throw new PhotoRelayError('E_NOT_FOUND');
-    res.type('png').sendFile(store.cutoutPath(record.id));
+    res.type('png').setHeader('Cache-Control', 'no-store');
+    if (req.query.size === 'full') {
+      res.send(await processor.fullCutout(record, { cacheBytes: config.fullRenderCacheBytes }));
+    } else res.sendFile(store.cutoutPath(record.id));
+  });
+  /** The photo as uploaded (EXIF and GPS included): the operator's only. */
+  api.get('/photos/:id/original', (req, res) => {
+    const record = photo(req);
+    res.type(record.inputFormat).setHeader('Cache-Control', 'no-store');
+    res.setHeader(
+      'Content-Disposition',
+      `attachment; filename="${record.id}.${fileExtension(record.inputFormat)}"`,
+    );
+    res.sendFile(store.originalPath(record.id, record.inputFormat));
   });
   api.post('/photos/:id/hide', async (req, res) => {
     await processor.setHidden(photo(req), true);

@@ -9,13 +9,16 @@ import { Settings } from '../photos/settings.ts';
 import { photoEvent } from '../photos/views.ts';
 import { PhotoStore } from '../store/photo-store.ts';
 import { adminRouter } from './admin-routes.ts';
+import { Admission } from './admission.ts';
 import { PinGuard, UploadLimiter } from './auth.ts';
 import { BackgroundImage } from './background-image.ts';
 import { Broadcaster } from './broadcaster.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
 import { errorHandler } from './error-handler.ts';
+import { lingerBounds } from './lingering-close.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { continueLater, isUploadRequest } from './multipart.ts';
 import { reachableHosts } from './network.ts';
 import { OperatorView, type Lifecycle } from './operator-view.ts';
 import { hostPolicy, originPolicy } from './origin-policy.ts';
@@ -161,6 +164,8 @@ export async function createRelay(
     changes: feed,
   });
   const pins = new PinGuard(() => settings.current().pin, wallCredentials);
+  // Caps on what anonymous clients can hold: uploads, places in line, sockets (admission.ts).
+  const admission = new Admission(config, processor);
   let stopping = false;
   const isStopping = () => stopping;
 
@@ -181,6 +186,7 @@ export async function createRelay(
       metrics,
       logger,
       uploads: new UploadLimiter(config.uploadsPerMinute),
+      admission,
       baseUrls,
       stopping: isStopping,
     }),
@@ -201,10 +207,22 @@ export async function createRelay(
   app.use(() => {
     throw new PhotoRelayError('E_NOT_FOUND');
   });
-  app.use(errorHandler({ logger, metrics }));
+  app.use(errorHandler({ logger, metrics, linger: lingerBounds(config.maxUploadBytes) }));
 
   server.on('request', app);
+  // An upload sent with `Expect: 100-continue` (curl) is told to go on only once the checks that
+  // need no body have passed (multipart.ts); anything else at once, as Node does by default.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (isUploadRequest(req)) continueLater.add(res);
+    else res.writeContinue();
+    server.emit('request', req, res);
+  });
   server.keepAliveTimeout = 5000;
+  // Slow clients: the headers within 20 s; a whole request within the upload timeout (uploads
+  // answer 408 JSON themselves at that point, and after UPLOAD_IDLE_SECONDS without a byte:
+  // multipart.ts); Node's own 408 is the backstop a little later.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = config.uploadTimeoutMs + 15_000;
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -217,6 +235,7 @@ export async function createRelay(
       pins,
       broadcaster,
       walls: wallCredentials,
+      admission,
       logger,
       metrics,
       stopping: isStopping,

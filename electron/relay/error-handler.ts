@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { PhotoRelayError, type ErrorCode } from '../../shared/errors.ts';
 import { clientAddress } from './auth.ts';
+import { lingerBounds, lingeringClose, type LingerBounds } from './lingering-close.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -70,14 +71,25 @@ export function asCatalogError(error: unknown): PhotoRelayError {
  * The one error middleware: catalog errors become their JSON; anything else is a 500. Upload
  * outcomes are counted here, so every refusal is counted once whatever threw it.
  */
-export function errorHandler({ logger, metrics }: { logger: Logger; metrics: Metrics }) {
+export function errorHandler({
+  logger,
+  metrics,
+  linger = lingerBounds(10 * 1024 * 1024),
+}: {
+  logger: Logger;
+  metrics: Metrics;
+  /** How much of an unread body is discarded before closing (lingering-close.ts). */
+  linger?: LingerBounds;
+}) {
   // Express recognises an error handler by its four parameters.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const handler: ErrorRequestHandler = (error: unknown, req, res, _next) => {
     const known = asCatalogError(error);
     metrics.errors.inc({ code: known.code });
     if (req.path.startsWith('/upload')) metrics.countUpload(known.code);
-    const level = known.status >= 500 && known.code !== 'E_QUEUE_FULL' ? 'error' : 'info';
+    // A full line or a busy relay is load, not a fault.
+    const load = known.code === 'E_QUEUE_FULL' || known.code === 'E_RELAY_BUSY';
+    const level = known.status >= 500 && !load ? 'error' : 'info';
     logger[level](
       {
         event: 'request.error',
@@ -94,8 +106,9 @@ export function errorHandler({ logger, metrics }: { logger: Logger; metrics: Met
       res.end();
       return;
     }
-    // An upload refused before its body was read: close so the client stops sending.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    // A request refused before its body was read (an upload): its last answer on this
+    // connection, then the rest of the body is read and discarded (bounded) before closing.
+    if (!req.complete) lingeringClose(req, res, linger);
     sendError(res, known);
   };
   return handler;

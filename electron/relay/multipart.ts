@@ -1,24 +1,92 @@
-import type { IncomingMessage } from 'node:http';
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import busboy from 'busboy';
 import { PhotoRelayError } from '../../shared/errors.ts';
 
 export const MAX_DESCRIPTION_LENGTH = 1000;
 const MAX_FILENAME_LENGTH = 1024;
+/** The leading bytes kept in memory: the format's signature and, nearly always, its header. */
+export const HEAD_BYTES = 64 * 1024;
+
+/** The photo as received: a temporary file in the data folder, never held whole in memory. */
+export interface ReceivedFile {
+  /** `<dataDir>/incoming/<uuid>.tmp`: the caller moves it into the store or discards it. */
+  path: string;
+  size: number;
+  /** The first HEAD_BYTES bytes (or the whole file when shorter). */
+  head: Buffer;
+  /** sha256 over the file's bytes, not finalized (copy() it to add more and digest). */
+  hash: Hash;
+}
 
 export interface UploadForm {
-  image: Buffer;
+  image: ReceivedFile;
   originalFilename: string;
   description: string;
 }
 
+export interface FormOptions {
+  /** Largest photo accepted (MAX_UPLOAD_SIZE). */
+  maxBytes: number;
+  /** A fresh temporary path in the data folder (PhotoStore.incomingPath). */
+  tempPath: () => string;
+  /** No byte for this long: E_UPLOAD_TIMEOUT. */
+  idleMs: number;
+  /** The whole body must have arrived within this long: E_UPLOAD_TIMEOUT. */
+  timeoutMs: number;
+}
+
+/**
+ * Uploads sent with `Expect: 100-continue` whose "100 Continue" waits for readUploadForm (the
+ * server's checkContinue listener adds them; app.ts), so a refused one never sends its body.
+ */
+export const continueLater = new WeakSet<ServerResponse>();
+
+/** Whether a request is an upload (its body is read by readUploadForm). */
+export function isUploadRequest(req: IncomingMessage): boolean {
+  return req.method === 'POST' && /^\/upload\/?(?:\?|$)/.test(req.url ?? '');
+}
+
 const badForm = (detail: string) => new PhotoRelayError('E_BAD_FORM', detail);
+
+/** Removes a received photo that was not stored. */
+export async function discardUpload(file: ReceivedFile): Promise<void> {
+  await rm(file.path, { force: true });
+}
+
+/** Destroys a file stream (it may still be opening) and, once it has let go, removes its file. */
+async function removeReceived(
+  stream: WriteStream | undefined,
+  file: ReceivedFile | undefined,
+): Promise<void> {
+  if (stream && !stream.closed) {
+    const released = once(stream, 'close').catch(() => undefined);
+    stream.destroy();
+    await released;
+  }
+  if (file) await discardUpload(file).catch(() => undefined);
+}
 
 /**
  * Reads the original API's form: exactly one file in `image`, an optional `description`. The
- * file is held in memory (at most MAX_UPLOAD_SIZE); its declared type and name are kept only as
- * data: the content is identified from its bytes later.
+ * file streams to a temporary file in the data folder (at most `maxBytes`, enforced while it
+ * streams), hashed on the way, its first bytes kept for the probe; its declared type and name
+ * are kept only as data: the content is identified from its bytes later. File names are read as
+ * UTF-8 (`写真.jpg` stays `写真.jpg`). A refusal stops reading at once and removes the temporary
+ * file; the error handler then drains what is left of the body (lingering-close.ts).
+ *
+ * An `Expect: 100-continue` request (continueLater) is told to send its body only here, once the
+ * cheaper checks (PIN, rate, queue) have passed: curl then never sends a body that is refused.
  */
-export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<UploadForm> {
+export function readUploadForm(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: FormOptions,
+): Promise<UploadForm> {
+  const { maxBytes } = options;
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? NaN);
     const tooLarge = () =>
@@ -37,6 +105,8 @@ export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<
         headers: req.headers,
         // The name is kept exactly as sent (it is only ever data, never a path).
         preservePath: true,
+        // Browsers send a UTF-8 name in the plain `filename="…"`; busboy's default is latin1.
+        defParamCharset: 'utf8',
         limits: { fileSize: maxBytes, files: 5, fields: 20, fieldSize: 64 * 1024, parts: 30 },
       });
     } catch {
@@ -45,13 +115,59 @@ export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<
       );
       return;
     }
-    let image: Buffer | undefined;
+    let image: ReceivedFile | undefined;
+    let written = false;
+    let parsed = false;
     let originalFilename = '';
     let description = '';
-    let failure: PhotoRelayError | undefined;
     let files = 0;
-    const fail = (error: PhotoRelayError) => {
-      failure ??= error;
+    let settled = false;
+    let out: WriteStream | undefined;
+    const timeout = (detail: string) => new PhotoRelayError('E_UPLOAD_TIMEOUT', detail);
+    const deadline = setTimeout(
+      () =>
+        fail(
+          timeout(
+            `The upload took longer than ${Math.round(options.timeoutMs / 1000)} s. Send it again on a better connection.`,
+          ),
+        ),
+      options.timeoutMs,
+    );
+    let idle: NodeJS.Timeout | undefined;
+    const stillSending = () => {
+      clearTimeout(idle);
+      idle = setTimeout(
+        () =>
+          fail(
+            timeout(
+              `The upload stalled (nothing arrived for ${Math.round(options.idleMs / 1000)} s). Send it again.`,
+            ),
+          ),
+        options.idleMs,
+      );
+    };
+    const stopTimers = () => {
+      clearTimeout(deadline);
+      clearTimeout(idle);
+    };
+    /** Stops reading, removes the temporary file, rejects (once). */
+    function fail(refusal: PhotoRelayError): void {
+      if (settled) return;
+      settled = true;
+      stopTimers();
+      req.unpipe(parser);
+      req.off('data', stillSending);
+      void removeReceived(out, image).finally(() => reject(refusal));
+    }
+    const finish = () => {
+      if (settled || !parsed || (image && !written)) return;
+      settled = true;
+      stopTimers();
+      req.off('data', stillSending);
+      if (files === 0 || !image) reject(badForm('No photo: send the file in the field "image".'));
+      else if (image.size === 0) {
+        void discardUpload(image).then(() => reject(new PhotoRelayError('E_EMPTY_FILE')), reject);
+      } else resolve({ image, originalFilename, description });
     };
 
     parser.on('file', (field, stream, info) => {
@@ -67,12 +183,40 @@ export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<
         return;
       }
       originalFilename = (info.filename ?? '').slice(0, MAX_FILENAME_LENGTH);
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('limit', () => fail(tooLarge()));
-      stream.on('end', () => {
-        image = Buffer.concat(chunks);
+      const received: ReceivedFile = {
+        path: options.tempPath(),
+        size: 0,
+        head: Buffer.alloc(0),
+        hash: createHash('sha256'),
+      };
+      image = received;
+      const heads: Buffer[] = [];
+      let headLength = 0;
+      const file = createWriteStream(received.path, { flags: 'wx' });
+      out = file;
+      file.on('error', (error) =>
+        fail(
+          new PhotoRelayError('E_STORAGE_FAILED', undefined, {
+            cause: error,
+          }),
+        ),
+      );
+      file.on('finish', () => {
+        written = true;
+        received.head = Buffer.concat(heads);
+        finish();
       });
+      stream.on('data', (chunk: Buffer) => {
+        received.size += chunk.length;
+        received.hash.update(chunk);
+        if (headLength < HEAD_BYTES) {
+          const part = chunk.subarray(0, HEAD_BYTES - headLength);
+          heads.push(Buffer.from(part));
+          headLength += part.length;
+        }
+      });
+      stream.on('limit', () => fail(tooLarge()));
+      stream.pipe(file);
     });
     parser.on('field', (field, value, info) => {
       if (field !== 'description') return; // extra text fields are ignored, as FastAPI did
@@ -87,16 +231,16 @@ export function readUploadForm(req: IncomingMessage, maxBytes: number): Promise<
       fail(badForm(`The upload form is malformed: ${error.message}`)),
     );
     parser.on('close', () => {
-      if (failure) reject(failure);
-      else if (files === 0 || !image)
-        reject(badForm('No photo: send the file in the field "image".'));
-      else if (image.length === 0) reject(new PhotoRelayError('E_EMPTY_FILE'));
-      else resolve({ image, originalFilename, description });
+      parsed = true;
+      finish();
     });
     // A client that goes away mid-upload must not leave this promise pending forever.
     req.on('close', () => {
-      if (!req.complete) reject(badForm('The upload was interrupted before it finished.'));
+      if (!req.complete) fail(badForm('The upload was interrupted before it finished.'));
     });
+    req.on('data', stillSending);
+    stillSending();
+    if (continueLater.delete(res)) res.writeContinue();
     req.pipe(parser);
   });
 }

@@ -1,4 +1,3 @@
-import { statfsSync } from 'node:fs';
 import type {
   AdminMetrics,
   AdminOverview,
@@ -9,6 +8,7 @@ import type { RelayConfig } from '../config/relay-config.ts';
 import type { Engine } from '../engine/index.ts';
 import type { Settings } from '../photos/settings.ts';
 import { adminPhoto } from '../photos/views.ts';
+import { diskSpace } from '../store/disk-guard.ts';
 import type { PhotoStore } from '../store/photo-store.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { Broadcaster } from './broadcaster.ts';
@@ -42,15 +42,6 @@ const percentile = (values: number[], p: number): number | null => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 };
-
-function diskSpace(dir: string): AdminMetrics['disk'] {
-  try {
-    const stats = statfsSync(dir);
-    return { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
-  } catch {
-    return { freeBytes: 0, totalBytes: 0 };
-  }
-}
 
 /** What the operator sees, built in one place for the admin API and the pushed dashboard feed. */
 export class OperatorView {
@@ -89,7 +80,7 @@ export class OperatorView {
       memory: { rss: memory.rss, heapUsed: memory.heapUsed },
       uptimeSeconds: process.uptime(),
       model: engine.model.id,
-      disk: diskSpace(config.dataDir),
+      disk: { ...diskSpace(config.dataDir), minFreeBytes: config.minFreeDiskBytes },
       lifecycle: this.deps.lifecycle(),
     };
   }

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import path from 'node:path';
 import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import type { PhotoEvent } from '../../shared/protocol.ts';
 import type { Engine, MaskImage } from '../engine/index.ts';
@@ -25,6 +27,13 @@ export interface PhotoChanges {
 
 /** A photo in progress when the process died this many times is set aside (E_ENGINE_CRASHED). */
 export const MAX_CRASHED_ATTEMPTS = 2;
+
+/**
+ * The operator's full-size renders: at most `running` at once (reading, rendering, keeping) and
+ * `waiting` more in line; beyond that 503 E_QUEUE_FULL with Retry-After. Inside the engine they
+ * take only low-priority turns (engine-turns.ts), so they never take an upload's place.
+ */
+export const FULL_RENDER_LIMITS = { running: 2, waiting: 8, retryAfterSeconds: 5 } as const;
 
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
 
@@ -69,6 +78,10 @@ export class Processor {
   private pendingCount = 0;
   private readonly jobs = new Map<string, Job>();
   private readonly fullRenders = new Map<string, Promise<Buffer>>();
+  private fullRendersRunning = 0;
+  private readonly fullRenderLine: (() => void)[] = [];
+  /** Keeping full renders one at a time, so the disk budget is checked against what is there. */
+  private fullRenderKeeping: Promise<void> = Promise.resolve();
   private readonly turns = new EngineTurns();
 
   constructor(
@@ -164,9 +177,7 @@ export class Processor {
    */
   process(
     record: PhotoRecord,
-    bytes?: Buffer,
-    receivedAt = performance.now(),
-    admitted = false,
+    { receivedAt = performance.now(), admitted = false } = {},
   ): Promise<ProcessedPhoto> {
     const existing = this.jobs.get(record.id);
     if (existing) {
@@ -182,7 +193,7 @@ export class Processor {
     const cancelled = new Promise<never>((_resolve, reject) => {
       cancel = () => reject(deleted(record.id));
     });
-    const work = this.run(record, bytes, receivedAt).finally(() => {
+    const work = this.run(record, receivedAt).finally(() => {
       this.release();
       this.jobs.delete(record.id);
     });
@@ -208,16 +219,11 @@ export class Processor {
     return this.process(record);
   }
 
-  private async run(
-    record: PhotoRecord,
-    given: Buffer | undefined,
-    receivedAt: number,
-  ): Promise<ProcessedPhoto> {
+  private async run(record: PhotoRecord, receivedAt: number): Promise<ProcessedPhoto> {
     const { store, broadcaster, logger, metrics, settings, changes } = this.deps;
     const log = logger.child({ photo: record.id });
     try {
-      const bytes = given ?? (await store.readOriginal(record));
-      const result = await this.attempts(record, bytes);
+      const result = await this.attempts(record);
       const processingMs = round2(performance.now() - receivedAt);
       const done = await store.saveResult(record.id, {
         cutout: result.image,
@@ -281,9 +287,10 @@ export class Processor {
    * finished was in progress when the process (or the engine's worker) died: it takes its turns
    * alone. When the worker dies in this process, the photos inside it get another turn, alone,
    * until MAX_CRASHED_ATTEMPTS: the same rule as for a whole-process death at start, so an
-   * innocent neighbour of a crashing photo is never set aside.
+   * innocent neighbour of a crashing photo is never set aside. The original is read only once the
+   * turn is taken, so the photos waiting in line hold nothing in memory.
    */
-  private async attempts(record: PhotoRecord, bytes: Buffer) {
+  private async attempts(record: PhotoRecord) {
     const { store, changes, logger } = this.deps;
     let attempted = record.attempts;
     for (;;) {
@@ -297,7 +304,7 @@ export class Processor {
           { event: 'processing.start', photo: record.id, attempt: attempted },
           'processing',
         );
-        return await this.segment(bytes);
+        return await this.segment(await store.readOriginal(record));
       } catch (error) {
         const crashed = error instanceof PhotoRelayError && error.code === 'E_ENGINE_CRASHED';
         if (!crashed || attempted >= MAX_CRASHED_ATTEMPTS) throw error;
@@ -369,31 +376,113 @@ export class Processor {
   }
 
   /**
-   * The full-resolution cut-out, made on first request from the stored mask (no inference) at
-   * background priority, then kept on disk: off the latency path of every upload.
+   * The full-resolution cut-out (the operator's: admin API only), made on first request from the
+   * stored mask (no inference), then kept on disk within `cacheBytes` (FULL_RENDER_CACHE_MB: the
+   * oldest kept renders are deleted to make room; a render larger than the whole budget is not
+   * kept). Bounded by FULL_RENDER_LIMITS and off the latency path of every upload: its engine
+   * turn is a low-priority one.
    */
-  fullCutout(record: PhotoRecord): Promise<Buffer> {
-    let render = this.fullRenders.get(record.id);
-    if (!render) {
-      const { store, engine } = this.deps;
-      render = (async () => {
-        const cached = await readFile(store.cutoutPath(record.id, 'full')).catch(() => undefined);
-        if (cached) return cached;
+  fullCutout(record: PhotoRecord, options: { cacheBytes: number }): Promise<Buffer> {
+    const existing = this.fullRenders.get(record.id);
+    if (existing) return existing;
+    const { store } = this.deps;
+    const file = store.cutoutPath(record.id, 'full');
+    if (existsSync(file)) return this.keptFullRender(record, file, options.cacheBytes);
+    if (
+      this.fullRendersRunning >= FULL_RENDER_LIMITS.running &&
+      this.fullRenderLine.length >= FULL_RENDER_LIMITS.waiting
+    ) {
+      return Promise.reject(
+        new PhotoRelayError(
+          'E_QUEUE_FULL',
+          `Too many full-size renders at once (${FULL_RENDER_LIMITS.running} running, ${FULL_RENDER_LIMITS.waiting} waiting). Try again in a few seconds.`,
+          { retryAfterSeconds: FULL_RENDER_LIMITS.retryAfterSeconds },
+        ),
+      );
+    }
+    return this.renderFull(record, options.cacheBytes);
+  }
+
+  /** A kept render; recently used ones are the last deleted for room. */
+  private async keptFullRender(record: PhotoRecord, file: string, cacheBytes: number) {
+    const bytes = await readFile(file).catch(() => undefined);
+    // Deleted for room meanwhile: rendered again.
+    if (!bytes) return this.renderFull(record, cacheBytes);
+    const now = new Date();
+    await utimes(file, now, now).catch(() => undefined);
+    return bytes;
+  }
+
+  private renderFull(record: PhotoRecord, cacheBytes: number): Promise<Buffer> {
+    const existing = this.fullRenders.get(record.id);
+    if (existing) return existing;
+    const { store, engine } = this.deps;
+    const render = (async () => {
+      // A place is handed over by the render that ends (so none is taken twice meanwhile).
+      if (this.fullRendersRunning >= FULL_RENDER_LIMITS.running) {
+        await new Promise<void>((resolve) => this.fullRenderLine.push(resolve));
+      } else this.fullRendersRunning++;
+      try {
         const [bytes, mask] = await Promise.all([
           store.readOriginal(record),
           store.readMask(record.id),
         ]);
-        // A turn like any photo's, so a suspect running alone is really alone in the engine.
-        const endTurn = await this.turns.take(false);
+        // A low-priority turn: only while no photo waits, never the engine's last free turn, and
+        // never beside a suspect running alone.
+        const endTurn = await this.turns.takeLow();
         const result = await engine
           .render(bytes, decodeMask(mask), {}, 'background')
           .finally(endTurn);
-        await store.saveFullCutout(record.id, result.image);
+        const keeping = this.fullRenderKeeping.then(() =>
+          this.keepFullRender(record.id, result.image, cacheBytes),
+        );
+        this.fullRenderKeeping = keeping.catch(() => undefined);
+        await keeping.catch((error: unknown) => {
+          // Not kept (disk full, …): the operator still gets this render.
+          this.deps.logger.warn(
+            { event: 'full-render.not-kept', photo: record.id, err: (error as Error).message },
+            'a full-size render could not be kept on disk',
+          );
+        });
         return result.image;
-      })().finally(() => this.fullRenders.delete(record.id));
-      this.fullRenders.set(record.id, render);
-    }
+      } finally {
+        const next = this.fullRenderLine.shift();
+        if (next) next();
+        else this.fullRendersRunning--;
+      }
+    })().finally(() => this.fullRenders.delete(record.id));
+    this.fullRenders.set(record.id, render);
     return render;
+  }
+
+  /** Writes a full render, first deleting the oldest kept ones until it fits in `budget` bytes. */
+  private async keepFullRender(id: string, png: Buffer, budget: number): Promise<void> {
+    const { store } = this.deps;
+    if (png.length > budget) return;
+    const target = store.cutoutPath(id, 'full');
+    const dir = path.dirname(target);
+    const kept = (
+      await Promise.all(
+        (await readdir(dir))
+          .filter((name) => name.endsWith('.full.png'))
+          .map(async (name) => {
+            const file = path.join(dir, name);
+            const info = await stat(file).catch(() => undefined);
+            return info && { file, size: info.size, mtimeMs: info.mtimeMs };
+          }),
+      )
+    )
+      .filter((entry) => entry !== undefined)
+      .sort((a, b) => a.mtimeMs - b.mtimeMs);
+    let total = kept.reduce((sum, entry) => sum + entry.size, 0);
+    for (const entry of kept) {
+      if (total + png.length <= budget) break;
+      await rm(entry.file, { force: true });
+      total -= entry.size;
+    }
+    await store.saveFullCutout(id, png);
+    // Deleted while it rendered: its files are gone, so is this one.
+    if (!store.get(id)) await rm(target, { force: true });
   }
 
   /** Waits for the photos being processed now (used at shutdown). */

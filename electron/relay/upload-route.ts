@@ -1,14 +1,15 @@
-import { createHash } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import type { UploadSuccess } from '../../shared/protocol.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
-import { identifyFormat, probeImage } from '../engine/image-input.ts';
+import { probeImageFile } from '../engine/image-input.ts';
+import { assertFreeDisk } from '../store/disk-guard.ts';
 import type { PhotoStore } from '../store/photo-store.ts';
+import type { Admission } from './admission.ts';
 import { clientAddress, type UploadLimiter } from './auth.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { readUploadForm, type UploadForm } from './multipart.ts';
+import { discardUpload, readUploadForm, type UploadForm } from './multipart.ts';
 import type { ProcessedPhoto, Processor } from './processor.ts';
 
 export interface UploadDeps {
@@ -16,6 +17,8 @@ export interface UploadDeps {
   store: PhotoStore;
   processor: Processor;
   uploads: UploadLimiter;
+  /** Concurrent uploads and places in line, per address and in all. */
+  admission: Admission;
   logger: Logger;
   metrics: Metrics;
   stopping: () => boolean;
@@ -34,13 +37,9 @@ function idempotencyKey(req: Request): string | undefined {
   return key;
 }
 
-/** Same key, same request: the photo's bytes and its message. */
+/** Same key, same request: the photo's bytes and its message (hashed while it streamed in). */
 function fingerprint(form: UploadForm): string {
-  return createHash('sha256')
-    .update(form.image)
-    .update('\0')
-    .update(form.description)
-    .digest('hex');
+  return form.image.hash.copy().update('\0').update(form.description).digest('hex');
 }
 
 function answer(res: Response, { record }: ProcessedPhoto): void {
@@ -60,7 +59,7 @@ function answer(res: Response, { record }: ProcessedPhoto): void {
  * was refused (nothing stored) is free again.
  */
 export function uploadHandler(deps: UploadDeps): RequestHandler {
-  const { config, store, processor, uploads, logger, metrics } = deps;
+  const { config, store, processor, uploads, admission, logger, metrics } = deps;
   /** Keys whose first request is between "not seen" and "stored" (the store cannot tell yet). */
   const storing = new Map<string, Promise<void>>();
 
@@ -94,66 +93,100 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
     }
   }
 
+  /** Whether this key already made a photo, or its first request is being stored now. */
+  const knownKey = (key: string | undefined) =>
+    key !== undefined && (storing.has(key) || store.findUploadKey(key) !== undefined);
+
   return async (req, res) => {
     if (deps.stopping())
       throw new PhotoRelayError('E_SHUTTING_DOWN', undefined, { retryAfterSeconds: 5 });
     const key = idempotencyKey(req);
     const address = clientAddress(req);
     await uploads.take(address);
-    const form = await readUploadForm(req, config.maxUploadBytes);
+    // Refused before a byte of the body is read: too many uploads at once, no place in line for
+    // this address (a resend of a known key needs no place), or too little room on the disk.
+    const endUpload = admission.startUpload(address);
+    let form: UploadForm;
+    try {
+      if (!knownKey(key)) {
+        admission.checkLine(address);
+        assertFreeDisk(config.dataDir, config.minFreeDiskBytes); // 507 before the disk fills
+      }
+      form = await readUploadForm(req, res, {
+        maxBytes: config.maxUploadBytes,
+        tempPath: () => store.incomingPath(),
+        idleMs: config.uploadIdleMs,
+        timeoutMs: config.uploadTimeoutMs,
+      });
+    } catch (error) {
+      endUpload();
+      throw error;
+    }
     const receivedAt = performance.now();
     const received = new Date();
-    const print = key === undefined ? '' : fingerprint(form);
-    let release = () => {};
-    if (key !== undefined) {
-      const claim = await claimKey(key, print);
-      if ('photoId' in claim) {
-        logger.info({ event: 'upload.repeat', photo: claim.photoId, address }, 'upload resent');
-        answer(res, await processor.outcome(claim.photoId));
-        metrics.countUpload('ok');
-        return;
-      }
-      release = claim.release;
-    }
     let record;
+    let place;
     try {
-      // Cheap checks from the header before anything is stored: nothing we refuse is kept.
-      const inputFormat = identifyFormat(form.image);
-      await probeImage(form.image, config.maxPixels);
-      if (!processor.admit(config.queueSize)) {
-        throw new PhotoRelayError(
-          'E_QUEUE_FULL',
-          `The relay is busy (${processor.pending} photos in line). It will take yours in a few seconds.`,
-          { retryAfterSeconds: 5 },
-        );
+      const print = key === undefined ? '' : fingerprint(form);
+      let release = () => {};
+      if (key !== undefined) {
+        const claim = await claimKey(key, print);
+        if ('photoId' in claim) {
+          logger.info({ event: 'upload.repeat', photo: claim.photoId, address }, 'upload resent');
+          endUpload();
+          await discardUpload(form.image);
+          answer(res, await processor.outcome(claim.photoId));
+          metrics.countUpload('ok');
+          return;
+        }
+        release = claim.release;
       }
       try {
-        record = await store.accept({
-          bytes: form.image,
-          inputFormat,
-          description: form.description,
-          originalFilename: form.originalFilename,
-          receivedAt: received,
-          key: key === undefined ? undefined : { key, fingerprint: print },
-        });
-      } catch (error) {
-        processor.release();
-        throw error;
+        // Cheap checks from the header before anything is stored: nothing we refuse is kept.
+        const probed = await probeImageFile(
+          form.image.path,
+          form.image.head,
+          form.image.size,
+          config.maxPixels,
+        );
+        place = admission.takePlace(address);
+        try {
+          record = await store.accept({
+            file: form.image.path,
+            inputFormat: probed.format,
+            description: form.description,
+            originalFilename: form.originalFilename,
+            receivedAt: received,
+            key: key === undefined ? undefined : { key, fingerprint: print },
+          });
+        } catch (error) {
+          place.giveBack();
+          throw error;
+        }
+      } finally {
+        release();
       }
     } finally {
-      release();
+      endUpload();
+      // Not stored (refused, a resend, or a failed move): the received file goes.
+      if (!record) await discardUpload(form.image);
     }
     logger.info(
       {
         event: 'upload.accepted',
         photo: record.id,
         address,
-        bytes: form.image.length,
+        bytes: form.image.size,
         format: record.inputFormat,
       },
       'upload accepted',
     );
-    answer(res, await processor.process(record, form.image, receivedAt, true));
+    try {
+      // The engine reads the stored original: nothing of the upload is held in memory meanwhile.
+      answer(res, await processor.process(record, { receivedAt, admitted: true }));
+    } finally {
+      place.leave();
+    }
     metrics.countUpload('ok');
   };
 }

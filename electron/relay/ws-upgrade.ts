@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import { PROTOCOL_V2, type ClientRole } from '../../shared/protocol.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
+import type { Admission } from './admission.ts';
 import { checkAdmin, clientAddress, type PinGuard } from './auth.ts';
 import type { AttachOptions, Broadcaster, Credential } from './broadcaster.ts';
 import { asCatalogError } from './error-handler.ts';
@@ -22,6 +23,8 @@ export interface UpgradeDeps {
   logger: Logger;
   metrics: Metrics;
   stopping: () => boolean;
+  /** Connections per address and in all (admission.ts). */
+  admission: Admission;
 }
 
 /** An HTTP refusal on a socket that asked to upgrade: the catalog's JSON, then close. */
@@ -123,6 +126,13 @@ export function upgradeHandler(deps: UpgradeDeps) {
               : undefined;
     if (early) {
       refuse(socket, new PhotoRelayError(early), metrics);
+      return;
+    }
+    // Counted from the upgrade request until the socket closes, whether it is let in or not.
+    try {
+      socket.once('close', deps.admission.openSocket(clientAddress(req)));
+    } catch (error) {
+      refuse(socket, asCatalogError(error), metrics);
       return;
     }
     const protocol = url.searchParams.get('protocol') === String(PROTOCOL_V2) ? 2 : 1;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PhotoRelayError, type ErrorCode } from '../../shared/errors.ts';
@@ -82,10 +82,36 @@ function storageError(action: string, error: unknown): PhotoRelayError {
 }
 
 const FILE_FOLDERS = ['originals', 'cutouts', 'masks'] as const;
+/** Uploads being received (multipart.ts): temp files only, all swept at start. */
+const INCOMING = 'incoming';
+
+/** A photo to store: its bytes, or a file received in the data folder (moved, not copied). */
+export type AcceptInput = {
+  inputFormat: string;
+  description: string;
+  originalFilename: string;
+  receivedAt: Date;
+  key?: { key: string; fingerprint: string };
+} & ({ bytes: Uint8Array; file?: undefined } | { file: string; bytes?: undefined });
 
 /** The usual file extension of an input format (originals on disk, names in the export). */
 export function fileExtension(format: string): string {
   return format === 'jpeg' ? 'jpg' : format;
+}
+
+/**
+ * Moves a file written in the data folder to `target` durably: its bytes fsynced, renamed (the
+ * same file system, so atomic), the target's folder fsynced.
+ */
+async function moveDurably(file: string, target: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(file, target);
+  await syncDirectory(path.dirname(target));
 }
 
 /**
@@ -101,7 +127,8 @@ export class PhotoStore {
   constructor(dataDir: string) {
     this.dir = dataDir;
     try {
-      for (const sub of FILE_FOLDERS) mkdirSync(path.join(dataDir, sub), { recursive: true });
+      for (const sub of [...FILE_FOLDERS, INCOMING])
+        mkdirSync(path.join(dataDir, sub), { recursive: true });
       accessSync(dataDir, fsConstants.W_OK);
     } catch (error) {
       throw storageError(`use the data folder ${dataDir}`, error);
@@ -185,17 +212,12 @@ export class PhotoStore {
    * Stores the original durably and records it as queued, with its Idempotency-Key in the same
    * transaction. Only then may it be processed.
    */
-  async accept(input: {
-    bytes: Uint8Array;
-    inputFormat: string;
-    description: string;
-    originalFilename: string;
-    receivedAt: Date;
-    key?: { key: string; fingerprint: string };
-  }): Promise<PhotoRecord> {
+  async accept(input: AcceptInput): Promise<PhotoRecord> {
     const id = randomUUID();
     try {
-      await writeDurably(this.originalPath(id, input.inputFormat), input.bytes);
+      const original = this.originalPath(id, input.inputFormat);
+      if (input.file === undefined) await writeDurably(original, input.bytes);
+      else await moveDurably(input.file, original);
     } catch (error) {
       throw storageError('store the photo', error);
     }
@@ -230,6 +252,14 @@ export class PhotoStore {
       throw storageError('record the photo', error);
     }
     return this.get(id)!;
+  }
+
+  /**
+   * A fresh temporary path for an upload being received, in the data folder (so storing it is a
+   * rename, not a copy); whatever a crash leaves there is swept at the next start.
+   */
+  incomingPath(): string {
+    return path.join(this.dir, INCOMING, `${randomUUID()}${TEMP_SUFFIX}`);
   }
 
   /** The photo an Idempotency-Key made in the last 24 h, if any. */
@@ -267,6 +297,13 @@ export class PhotoStore {
       .prepare(`SELECT * FROM photos WHERE ${ON_WALLS_SQL} ORDER BY seq DESC LIMIT ?`)
       .all(limit) as Row[];
     return rows.map(toRecord);
+  }
+
+  /** A photo only while it is on the walls (what a guest may see); otherwise undefined. */
+  getOnWalls(id: string): PhotoRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM photos WHERE id = ? AND ${ON_WALLS_SQL}`).get(id) as
+      Row | undefined;
+    return row && toRecord(row);
   }
 
   /** Returns the updated record, or undefined when the photo is gone. */
@@ -440,16 +477,17 @@ export class PhotoStore {
   }
 
   /**
-   * At start, before anything is accepted: removes temp files a crash left mid-write and files
-   * no row points at (an original stored just before a crash, before its row; files of a photo
-   * deleted while its cut-out was being written). Returns how many files went.
+   * At start, before anything is accepted: removes temp files a crash left mid-write (uploads
+   * half received in incoming/ among them) and files no row points at (an original stored just
+   * before a crash, before its row; files of a photo deleted while its cut-out was being
+   * written). Returns how many files went.
    */
   async sweep(): Promise<number> {
     const ids = new Set(
       (this.db.prepare('SELECT id FROM photos').all() as { id: string }[]).map((row) => row.id),
     );
     let removed = 0;
-    for (const folder of FILE_FOLDERS) {
+    for (const folder of [...FILE_FOLDERS, INCOMING]) {
       const dir = path.join(this.dir, folder);
       for (const name of await readdir(dir)) {
         const id = name.slice(0, 36);

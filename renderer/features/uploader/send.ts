@@ -1,21 +1,10 @@
-import type { ErrorBody } from '../../../shared/errors';
-import type { UploadSuccess } from '../../../shared/protocol';
+import { classifyAnswer, type AnswerBody, type SendOutcome } from './answer';
 
-export type SendOutcome =
-  | { kind: 'done'; id: string }
-  | { kind: 'retry'; afterMs?: number; reason: string }
-  | { kind: 'pin'; message: string }
-  | { kind: 'refused'; code: string; message: string };
-
-/**
- * 5xx answers about a photo the relay has stored: sending it again cannot help (the relay
- * answers a resend with the same outcome), and the operator can retry it from the kept original.
- */
-const FINAL_SERVER_CODES = new Set(['E_PROCESSING_FAILED', 'E_ENGINE_CRASHED']);
+export type { SendOutcome } from './answer';
 
 /**
  * One upload with real progress (XMLHttpRequest reports upload progress; fetch does not).
- * Network failures, 429 and other 5xx are retried; other refusals are final. Every attempt
+ * Every attempt
  * carries the outbox key as `Idempotency-Key`, so a resend after a timeout, a dropped Wi-Fi or a
  * relay restart is the same photo, never a second one.
  */
@@ -44,32 +33,8 @@ export function sendPhoto(
     request.onerror = () => retry('network');
     request.ontimeout = () => retry('timeout');
     request.onload = () => {
-      const body = request.response as
-        (Partial<UploadSuccess> & Partial<Omit<ErrorBody, 'status'>>) | null;
-      if (request.status === 200 && body?.status === 'success' && body.id) {
-        resolve({ kind: 'done', id: body.id });
-        return;
-      }
-      const retryAfter = Number(request.getResponseHeader('Retry-After'));
-      if (request.status === 401) {
-        resolve({ kind: 'pin', message: body?.message ?? 'PIN' });
-      } else if (
-        request.status === 429 ||
-        (request.status >= 500 && !FINAL_SERVER_CODES.has(body?.code ?? '')) ||
-        request.status === 0
-      ) {
-        resolve({
-          kind: 'retry',
-          afterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
-          reason: body?.code ?? String(request.status),
-        });
-      } else {
-        resolve({
-          kind: 'refused',
-          code: body?.code ?? String(request.status),
-          message: body?.message ?? `HTTP ${request.status}`,
-        });
-      }
+      const body = request.response as AnswerBody | null;
+      resolve(classifyAnswer(request.status, body, request.getResponseHeader('Retry-After')));
     };
     request.send(form);
   });
