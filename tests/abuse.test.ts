@@ -196,6 +196,11 @@ describe.skipIf(skipReason)('slow uploads, a socket flood, a stalled upload', ()
       UPLOADS_TOTAL: '48',
       WS_TOTAL: '100',
       UPLOAD_IDLE_SECONDS: '2',
+      // The caps under test here are the upload and WebSocket ones: a line long enough for every
+      // body in flight (each holds a place while it arrives), and room for 300 connections from
+      // one address (CONNECTIONS_PER_ADDRESS is tested in connections.test.ts).
+      QUEUE_SIZE: '100',
+      CONNECTIONS_PER_ADDRESS: '1000',
     });
     photo = await syntheticPhoto(800, 600);
   });
@@ -388,6 +393,7 @@ describe('the admission rules', () => {
     uploadsTotal: 3,
     socketsPerAddress: 2,
     socketsTotal: 3,
+    connectionsPerAddress: 2,
   };
   function line() {
     return {
@@ -453,5 +459,33 @@ describe('the admission rules', () => {
     // Long after, the waiting address is forgotten: the flooder's share is the whole line.
     now += WAITING_MS + 1;
     expect(admission.share()).toBe(4);
+  });
+
+  test('a fresh body in flight holds a tentative place: in the line and in its address share', () => {
+    const queue = line();
+    const admission = new Admission({ ...limits, queueSize: 4 }, queue);
+    admission.takePlace('10.0.0.1');
+    admission.takePlace('10.0.0.1');
+    const a = admission.reserveLine('10.0.0.2');
+    const b = admission.reserveLine('10.0.0.3');
+    // 2 in line + 2 arriving: the next body is refused before it is sent.
+    expect(code(() => admission.reserveLine('10.0.0.4'))).toBe('503 E_QUEUE_FULL');
+    expect(admission.stats().reserved).toBe(2);
+    b.cancel();
+    b.cancel();
+    // Taking it turns it into a real place without counting it twice.
+    a.take();
+    a.cancel();
+    expect([queue.pending, admission.stats().reserved, admission.stats().places]).toEqual([
+      3, 0, 3,
+    ]);
+    // The share counts bodies in flight too: 3 active addresses → max(2, 8 / 3) = 2 each.
+    const wide = new Admission(limits, line());
+    wide.takePlace('10.0.0.1');
+    wide.reserveLine('10.0.0.1');
+    wide.reserveLine('10.0.0.2');
+    wide.reserveLine('10.0.0.3');
+    expect(code(() => wide.reserveLine('10.0.0.1'))).toMatch(/503 E_QUEUE_FULL/);
+    expect(code(() => wide.reserveLine('10.0.0.2'))).toBe('ok');
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ERROR_CATALOG, PhotoRelayError } from '../shared/errors.ts';
 import type { AdminMetrics } from '../shared/protocol.ts';
 import { ConfigError, loadRelayConfig } from '../electron/config/relay-config.ts';
-import { assertFreeDisk, diskSpace } from '../electron/store/disk-guard.ts';
+import { assertFreeDisk, diskSpace, forgetDiskSpace } from '../electron/store/disk-guard.ts';
 import { chromiumMissingReason, launchChromium } from './browser.ts';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
 import { startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
@@ -53,6 +53,23 @@ describe('the free-space guard', () => {
   });
 });
 
+describe('room for the bodies in flight', () => {
+  test('free space less what the uploads in flight may still write is held to the minimum', () => {
+    const here = repoRoot;
+    // Within the 1 s cache every call sees the same figure.
+    forgetDiskSpace();
+    const { freeBytes } = diskSpace(here);
+    const MB = 1024 * 1024;
+    // 20 MB to spare: one body of 10 MB in flight fits, three do not.
+    const min = freeBytes - 20 * MB;
+    expect(() => assertFreeDisk(here, min, 10 * MB)).not.toThrow();
+    expect(() => assertFreeDisk(here, min, 30 * MB)).toThrow(/storage/);
+    expect(() => assertFreeDisk(here, min)).not.toThrow();
+    // 0 is off, whatever is in flight.
+    expect(() => assertFreeDisk(here, 0, freeBytes * 2)).not.toThrow();
+  });
+});
+
 describe.skipIf(skipReason)('a relay that is out of space', () => {
   let relay: TestRelay;
   // 100 TB: more than any disk this runs on has free.
@@ -78,6 +95,23 @@ describe.skipIf(skipReason)('a relay that is out of space', () => {
     expect(await filesUnder(relay.dataDir)).toEqual(before);
     expect(relay.relay.store.list(100)).toEqual([]);
     expect(relay.relay.store.findUploadKey('disk-full-1')).toBeUndefined();
+  });
+
+  test('a resend of a known key is refused too (its body streams to incoming/ like any other)', async () => {
+    const config = relay.relay.config;
+    const photo = await syntheticPhoto(320, 240);
+    config.minFreeDiskBytes = 0;
+    try {
+      const first = await upload(relay.url, photo, {
+        headers: { 'Idempotency-Key': 'disk-known' },
+      });
+      expect(first.status).toBe(200);
+    } finally {
+      config.minFreeDiskBytes = minFreeMb * 1024 * 1024;
+    }
+    const again = await upload(relay.url, photo, { headers: { 'Idempotency-Key': 'disk-known' } });
+    expect([again.status, again.body.code]).toEqual([507, 'E_DISK_FULL']);
+    expect(await readdir(path.join(relay.dataDir, 'incoming'))).toEqual([]);
   });
 
   test('the dashboard metrics carry the minimum beside the free space', async () => {

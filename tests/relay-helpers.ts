@@ -214,3 +214,92 @@ export async function waitHealthy(served: ServedRelay, timeoutMs = 30_000): Prom
   }
   throw new Error(`relay at ${served.url} did not become healthy`);
 }
+
+/** An HTTP answer read off a raw socket. */
+export interface RawAnswer {
+  status: number;
+  /** The status line and headers, as sent. */
+  head: string;
+  json: { code?: string; message?: string; id?: string; status?: string };
+}
+
+/** The first complete answer in `text` (status line, headers, a Content-Length JSON body). */
+export function parseRawAnswer(text: string): RawAnswer | undefined {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const head = text.slice(0, end);
+  const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? NaN);
+  const body = text.slice(end + 4);
+  if (!(body.length >= length)) return undefined;
+  return {
+    status: Number(head.split(' ')[1]),
+    head,
+    json: JSON.parse(body.slice(0, length)) as RawAnswer['json'],
+  };
+}
+
+export interface RawClient {
+  socket: net.Socket;
+  /** Everything received so far. */
+  received(): string;
+  /** The first answer (rejects if the socket closes before one arrived). */
+  answer: Promise<RawAnswer>;
+  /** Resolves when the socket has closed, whoever closed it. */
+  closed: Promise<void>;
+  write(bytes: string | Buffer): Promise<void>;
+}
+
+/**
+ * A raw TCP client of the relay from `localAddress` (127.0.0.x: a different address each). With
+ * allowHalfOpen, the relay's FIN does not end our side: the client holds the socket as long as
+ * it likes, as a hostile one would.
+ */
+export async function rawClient(
+  url: string,
+  { localAddress, allowHalfOpen = false }: { localAddress?: string; allowHalfOpen?: boolean } = {},
+): Promise<RawClient> {
+  const { port } = new URL(url);
+  const socket = net.connect({
+    port: Number(port),
+    host: '127.0.0.1',
+    localAddress,
+    allowHalfOpen,
+  });
+  socket.on('error', () => undefined);
+  let text = '';
+  const answer = new Promise<RawAnswer>((resolve, reject) => {
+    socket.on('data', (data: Buffer) => {
+      text += data.toString('latin1');
+      const parsed = parseRawAnswer(text);
+      if (parsed) resolve(parsed);
+    });
+    socket.once('close', () => reject(new Error(`closed without an answer: ${text}`)));
+  });
+  answer.catch(() => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('close', () => reject(new Error('closed before it connected')));
+  });
+  return {
+    socket,
+    received: () => text,
+    answer,
+    closed,
+    write: (bytes) =>
+      new Promise<void>((resolve, reject) =>
+        socket.write(bytes, (error) => (error ? reject(error) : resolve())),
+      ),
+  };
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise. */
+export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+}

@@ -42,6 +42,12 @@ export interface RelayConfig {
   uploadsTotal: number;
   socketsPerAddress: number;
   socketsTotal: number;
+  /** HEADERS_TIMEOUT_SECONDS: a connection's request headers must have arrived within this. */
+  headersTimeoutMs: number;
+  /** CONNECTIONS_PER_ADDRESS: open TCP connections per address (beyond: closed at once). */
+  connectionsPerAddress: number;
+  /** CONNECTIONS_TOTAL: open TCP connections in all (the server's maxConnections). */
+  connectionsTotal: number;
   /** An upload that sends no byte for this long is answered 408 and dropped. */
   uploadIdleMs: number;
   /** The longest an upload's body may take to arrive. */
@@ -142,6 +148,9 @@ const envSchema = z.object({
   UPLOADS_TOTAL: integer('UPLOADS_TOTAL', 1, 10_000).default(64),
   WS_PER_ADDRESS: integer('WS_PER_ADDRESS', 1, 100_000).default(20),
   WS_TOTAL: integer('WS_TOTAL', 1, 100_000).default(2000),
+  HEADERS_TIMEOUT_SECONDS: integer('HEADERS_TIMEOUT_SECONDS', 1, 600).default(20),
+  CONNECTIONS_PER_ADDRESS: integer('CONNECTIONS_PER_ADDRESS', 1, 100_000).default(64),
+  CONNECTIONS_TOTAL: integer('CONNECTIONS_TOTAL', 1, 1_000_000).default(4096),
   UPLOAD_IDLE_SECONDS: integer('UPLOAD_IDLE_SECONDS', 1, 600).default(15),
   UPLOAD_TIMEOUT_SECONDS: integer('UPLOAD_TIMEOUT_SECONDS', 10, 3600).default(120),
   FULL_RENDER_CACHE_MB: integer('FULL_RENDER_CACHE_MB', 0, 1_000_000).default(500),
@@ -202,6 +211,9 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     uploadsTotal: values.UPLOADS_TOTAL,
     socketsPerAddress: values.WS_PER_ADDRESS,
     socketsTotal: values.WS_TOTAL,
+    headersTimeoutMs: values.HEADERS_TIMEOUT_SECONDS * 1000,
+    connectionsPerAddress: values.CONNECTIONS_PER_ADDRESS,
+    connectionsTotal: values.CONNECTIONS_TOTAL,
     uploadIdleMs: values.UPLOAD_IDLE_SECONDS * 1000,
     uploadTimeoutMs: values.UPLOAD_TIMEOUT_SECONDS * 1000,
     fullRenderCacheBytes: values.FULL_RENDER_CACHE_MB * 1024 * 1024,

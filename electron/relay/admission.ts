@@ -13,6 +13,11 @@ export interface AdmissionLimits {
   socketsPerAddress: number;
   /** … and from all addresses together (WS_TOTAL). */
   socketsTotal: number;
+  /**
+   * Open TCP connections from one address (CONNECTIONS_PER_ADDRESS); the total is the server's
+   * maxConnections (CONNECTIONS_TOTAL).
+   */
+  connectionsPerAddress: number;
 }
 
 /** The processor's count of photos in line (Processor implements it). */
@@ -28,6 +33,18 @@ export interface Place {
   giveBack(): void;
   /** The photo's processing ended (the processor freed its place in line itself). */
   leave(): void;
+}
+
+/**
+ * A fresh upload's tentative place, held while its body arrives: the line checks count it as a
+ * place, so when one place is free only one body is let in for it (the others are refused
+ * before they send 10 MB for nothing).
+ */
+export interface Reservation {
+  /** The body arrived and passed its checks: the tentative place becomes a real one. */
+  take(): Place;
+  /** The body was refused, was a resend, or went away: the tentative place is free again. */
+  cancel(): void;
 }
 
 /** Every share is at least this, however many addresses are uploading. */
@@ -71,8 +88,9 @@ function once(release: () => void): () => void {
 
 /**
  * Who may take the relay's resources, per address and in all: upload bodies being received,
- * places in the processing line, WebSocket connections. Every check is synchronous (nothing runs
- * between a check and its count), and each grant comes with its release.
+ * places in the processing line, WebSocket connections, TCP connections. Every check is
+ * synchronous (nothing runs between a check and its count), and each grant comes with its
+ * release.
  *
  * Per address means per IPv4 address or IPv6 /64 (auth.ts limitKey). The relay's own computer
  * (127.0.0.1, ::1: the operator's dashboard and a wall on the laptop's own screen) has no
@@ -82,12 +100,16 @@ function once(release: () => void): () => void {
  * where the active addresses are those holding places, those sending an upload now and those
  * refused for a full line in the last WAITING_MS (they will resend), so a few devices uploading
  * as fast as they are allowed cannot keep the line full for everyone else: once another address
- * waits, their share shrinks and the next free place goes to it.
+ * waits, their share shrinks and the next free place goes to it. A fresh upload's body in flight
+ * holds a tentative place (reserveLine), in the line and in its address's share.
  */
 export class Admission {
   private readonly uploading = new Counts();
   private readonly places = new Counts();
+  /** Fresh upload bodies being received, each a tentative place (reserveLine). */
+  private readonly reserved = new Counts();
   private readonly sockets = new Counts();
+  private readonly connections = new Counts();
   /** Addresses refused for a full line → when, oldest first. */
   private readonly waiting = new Map<string, number>();
 
@@ -98,11 +120,20 @@ export class Admission {
   ) {}
 
   /** What is held now (the dashboard, the tests). */
-  stats(): { uploading: number; places: number; sockets: number; share: number } {
+  stats(): {
+    uploading: number;
+    places: number;
+    reserved: number;
+    sockets: number;
+    connections: number;
+    share: number;
+  } {
     return {
       uploading: this.uploading.total,
       places: this.places.total,
+      reserved: this.reserved.total,
       sockets: this.sockets.total,
+      connections: this.connections.total,
       share: this.share(),
     };
   }
@@ -134,6 +165,25 @@ export class Admission {
    */
   checkLine(address: string): void {
     this.refusal(limitKey(address));
+  }
+
+  /**
+   * A tentative place in line for a fresh upload whose body is about to be read (throws
+   * E_QUEUE_FULL, as takePlace would): counted against the line and the address's share until
+   * it is taken or cancelled.
+   */
+  reserveLine(address: string): Reservation {
+    const key = limitKey(address);
+    this.refusal(key);
+    this.reserved.add(key, 1);
+    const cancel = once(() => this.reserved.add(key, -1));
+    return {
+      take: () => {
+        cancel();
+        return this.takePlace(address);
+      },
+      cancel,
+    };
   }
 
   /** Takes a place in line for `address` (the processor counts it too); throws E_QUEUE_FULL. */
@@ -173,6 +223,23 @@ export class Admission {
     return once(() => this.sockets.add(key, -1));
   }
 
+  /**
+   * An open TCP connection from `address` (counted from its accept until it closes): 429 when
+   * the address has connectionsPerAddress already. The caller closes a refused one at once.
+   */
+  openConnection(address: string): () => void {
+    const key = limitKey(address);
+    if (!isLoopback(address) && this.connections.of(key) >= this.limits.connectionsPerAddress) {
+      throw new PhotoRelayError(
+        'E_RATE_LIMITED',
+        `Too many connections from this device (at most ${this.limits.connectionsPerAddress}).`,
+        { retryAfterSeconds: 10 },
+      );
+    }
+    this.connections.add(key, 1);
+    return once(() => this.connections.add(key, -1));
+  }
+
   /** Places one address may hold now, counting `asking` among the active addresses. */
   share(asking?: string): number {
     const cutoff = this.now() - WAITING_MS;
@@ -183,16 +250,18 @@ export class Admission {
     const active = new Set([
       ...this.places.keys(),
       ...this.uploading.keys(),
+      ...this.reserved.keys(),
       ...this.waiting.keys(),
     ]);
     if (asking !== undefined) active.add(asking);
     return Math.max(MIN_SHARE, Math.floor(this.limits.queueSize / Math.max(1, active.size)));
   }
 
+  /** Why `key` gets no place now: bodies in flight count as the places they will take. */
   private refusal(key: string): void {
-    if (this.line.pending >= this.limits.queueSize) throw this.full(key);
+    if (this.line.pending + this.reserved.total >= this.limits.queueSize) throw this.full(key);
     const share = this.share(key);
-    const held = this.places.of(key);
+    const held = this.places.of(key) + this.reserved.of(key);
     if (held >= share) {
       throw new PhotoRelayError(
         'E_QUEUE_FULL',
@@ -206,9 +275,10 @@ export class Admission {
     this.waiting.delete(key);
     this.waiting.set(key, this.now());
     while (this.waiting.size > MAX_WAITING) this.waiting.delete(this.waiting.keys().next().value!);
+    const arriving = this.reserved.total ? `, ${this.reserved.total} arriving` : '';
     return new PhotoRelayError(
       'E_QUEUE_FULL',
-      `The relay is busy (${this.line.pending} photos in line). It will take yours in a few seconds.`,
+      `The relay is busy (${this.line.pending} photos in line${arriving}). It will take yours in a few seconds.`,
       { retryAfterSeconds: RETRY_SECONDS },
     );
   }

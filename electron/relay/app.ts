@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import { HISTORY_ON_CONNECT } from '../../shared/protocol.ts';
@@ -13,9 +13,10 @@ import { Admission } from './admission.ts';
 import { PinGuard, UploadLimiter } from './auth.ts';
 import { BackgroundImage } from './background-image.ts';
 import { Broadcaster } from './broadcaster.ts';
+import { guardConnections } from './connections.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
 import { errorHandler } from './error-handler.ts';
-import { lingerBounds } from './lingering-close.ts';
+import { lingerBounds, unlessLingering } from './lingering-close.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { continueLater, isUploadRequest } from './multipart.ts';
@@ -117,7 +118,9 @@ export async function createRelay(
   };
   store.setSetting('lifecycle.starts', lifecycle.starts);
 
-  const server = http.createServer();
+  // headersTimeout is enforced by a sweep over the connections: every 5 s, not Node's 30 s, so a
+  // client dripping its headers holds a connection HEADERS_TIMEOUT_SECONDS + 5 s at most.
+  const server = http.createServer({ connectionsCheckingInterval: 5000 });
   const baseUrls = () => {
     const port = (server.address() as AddressInfo | null)?.port;
     return reachableHosts(config.host).map((host) => `http://${host}:${port}`);
@@ -209,28 +212,10 @@ export async function createRelay(
   });
   app.use(errorHandler({ logger, metrics, linger: lingerBounds(config.maxUploadBytes) }));
 
-  server.on('request', app);
-  // An upload sent with `Expect: 100-continue` (curl) is told to go on only once the checks that
-  // need no body have passed (multipart.ts); anything else at once, as Node does by default.
-  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (isUploadRequest(req)) continueLater.add(res);
-    else res.writeContinue();
-    server.emit('request', req, res);
-  });
-  server.keepAliveTimeout = 5000;
-  // Slow clients: the headers within 20 s; a whole request within the upload timeout (uploads
-  // answer 408 JSON themselves at that point, and after UPLOAD_IDLE_SECONDS without a byte:
-  // multipart.ts); Node's own 408 is the backstop a little later.
-  server.headersTimeout = 20_000;
-  server.requestTimeout = config.uploadTimeoutMs + 15_000;
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on(
-    'upgrade',
-    upgradeHandler({
+  // Nothing on a connection that has had its last answer is dispatched (lingering-close.ts).
+  const dispatch = unlessLingering({
+    request: app,
+    upgrade: upgradeHandler({
       config,
       pins,
       broadcaster,
@@ -240,7 +225,25 @@ export async function createRelay(
       metrics,
       stopping: isStopping,
     }),
-  );
+  });
+  server.on('request', dispatch.request);
+  // An upload sent with `Expect: 100-continue` (curl) is told to go on only once the checks that
+  // need no body have passed (multipart.ts); anything else at once, as Node does by default.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (isUploadRequest(req)) continueLater.add(res);
+    else res.writeContinue();
+    server.emit('request', req, res);
+  });
+  server.keepAliveTimeout = 5000;
+  // Slow clients: the headers within HEADERS_TIMEOUT_SECONDS (and a connection that sends
+  // nothing closed after as long: connections.ts); a whole request within the upload timeout
+  // (uploads answer 408 JSON themselves at that point, and after UPLOAD_IDLE_SECONDS without a
+  // byte: multipart.ts); Node's own 408 is the backstop a little later.
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = config.uploadTimeoutMs + 15_000;
+  // Per address and in all, and idle ones closed (connections.ts).
+  const sockets = guardConnections(server, config, { admission, logger });
+  server.on('upgrade', dispatch.upgrade);
 
   let perfTimer: NodeJS.Timeout | undefined;
   // Idempotency keys are kept 24 h; forgetting them hourly keeps the table small.

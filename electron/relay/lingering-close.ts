@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** How much of a refused request's body is read and thrown away before the socket is closed. */
 export interface LingerBounds {
@@ -12,6 +13,41 @@ export interface LingerBounds {
 /** Room for a refused upload's rest (the limit plus form overhead), and nginx's 5 s. */
 export function lingerBounds(maxUploadBytes: number): LingerBounds {
   return { maxBytes: maxUploadBytes + 1024 * 1024, maxMs: 5000 };
+}
+
+/**
+ * Sockets whose last answer has been given (lingeringClose): still readable while the rest of a
+ * refused body is drained, so Node's parser goes on parsing what follows it.
+ */
+export const lingeringSockets = new WeakSet<Socket>();
+
+/**
+ * The server's `request` and `upgrade` listeners, except on a lingering socket: a request
+ * pipelined behind a refused upload would otherwise be dispatched, and stored, while its client
+ * is only ever sent the refusal and the close — a client without an Idempotency-Key then sends
+ * the photo again, and it is there twice. Such a request is not read (its bytes are discarded
+ * with the rest), and an upgrade on such a socket is closed.
+ */
+export function unlessLingering(handlers: {
+  request: (req: IncomingMessage, res: ServerResponse) => void;
+  upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}) {
+  return {
+    request: (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.socket instanceof Socket && lingeringSockets.has(req.socket)) {
+        req.resume();
+        return;
+      }
+      handlers.request(req, res);
+    },
+    upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (socket instanceof Socket && lingeringSockets.has(socket)) {
+        socket.destroy();
+        return;
+      }
+      handlers.upgrade(req, socket, head);
+    },
+  };
 }
 
 /**
@@ -37,6 +73,8 @@ export function lingeringClose(
   res.setHeader('Connection', 'close');
   const socket = req.socket;
   if (!(socket instanceof Socket)) return;
+  // From now on nothing more on this connection is answered (unlessLingering).
+  lingeringSockets.add(socket);
   let lingering = false;
   socket.destroySoon = () => {
     if (lingering) return;

@@ -1,7 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import busboy from 'busboy';
 import { PhotoRelayError } from '../../shared/errors.ts';
@@ -57,13 +56,17 @@ export async function discardUpload(file: ReceivedFile): Promise<void> {
   await rm(file.path, { force: true });
 }
 
-/** Destroys a file stream (it may still be opening) and, once it has let go, removes its file. */
+/**
+ * Destroys a file stream (it may still be opening) and, once it has let go of its descriptor,
+ * removes its file. It waits for 'close' only: a stream that failed emits 'error' first, and
+ * removing the file before the descriptor is closed would leave it behind on Windows.
+ */
 async function removeReceived(
   stream: WriteStream | undefined,
   file: ReceivedFile | undefined,
 ): Promise<void> {
   if (stream && !stream.closed) {
-    const released = once(stream, 'close').catch(() => undefined);
+    const released = new Promise<void>((resolve) => stream.once('close', () => resolve()));
     stream.destroy();
     await released;
   }
@@ -150,13 +153,21 @@ export function readUploadForm(
       clearTimeout(deadline);
       clearTimeout(idle);
     };
-    /** Stops reading, removes the temporary file, rejects (once). */
+    /**
+     * Stops reading, removes the temporary file, rejects (once). busboy goes on with the chunk it
+     * is parsing (a refused description is often followed by the photo in the same chunk), so
+     * the 'file' and 'field' handlers look at `settled` first and open nothing after a refusal;
+     * the file removed is the one open when fail() runs.
+     */
     function fail(refusal: PhotoRelayError): void {
       if (settled) return;
       settled = true;
       stopTimers();
       req.unpipe(parser);
       req.off('data', stillSending);
+      // The parser is not destroyed: fail() runs inside its events, and busboy goes on with the
+      // chunk after them (destroying it there crashes it); unpiped, it is sent nothing more. The
+      // rest of the body is the error handler's (lingering-close.ts).
       void removeReceived(out, image).finally(() => reject(refusal));
     }
     const finish = () => {
@@ -171,6 +182,10 @@ export function readUploadForm(
     };
 
     parser.on('file', (field, stream, info) => {
+      if (settled) {
+        stream.resume();
+        return;
+      }
       files++;
       if (field !== 'image') {
         fail(badForm(`Unexpected file field "${field}": send the photo in the field "image".`));
@@ -201,7 +216,9 @@ export function readUploadForm(
           }),
         ),
       );
-      file.on('finish', () => {
+      // 'close', not 'finish': the photo is handed on only once its descriptor is closed.
+      file.on('close', () => {
+        if (!file.writableFinished) return; // destroyed: fail() has it
         written = true;
         received.head = Buffer.concat(heads);
         finish();
@@ -219,7 +236,8 @@ export function readUploadForm(
       stream.pipe(file);
     });
     parser.on('field', (field, value, info) => {
-      if (field !== 'description') return; // extra text fields are ignored, as FastAPI did
+      // Extra text fields are ignored, as FastAPI did; nothing is read after a refusal.
+      if (settled || field !== 'description') return;
       if (info.valueTruncated || Array.from(value).length > MAX_DESCRIPTION_LENGTH) {
         fail(new PhotoRelayError('E_DESCRIPTION_TOO_LONG'));
         return;

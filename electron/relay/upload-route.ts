@@ -5,7 +5,7 @@ import type { RelayConfig } from '../config/relay-config.ts';
 import { probeImageFile } from '../engine/image-input.ts';
 import { assertFreeDisk } from '../store/disk-guard.ts';
 import type { PhotoStore } from '../store/photo-store.ts';
-import type { Admission } from './admission.ts';
+import type { Admission, Reservation } from './admission.ts';
 import { clientAddress, type UploadLimiter } from './auth.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -103,15 +103,20 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
     const key = idempotencyKey(req);
     const address = clientAddress(req);
     await uploads.take(address);
-    // Refused before a byte of the body is read: too many uploads at once, no place in line for
-    // this address (a resend of a known key needs no place), or too little room on the disk.
+    // Refused before a byte of the body is read: too many uploads at once, too little room on
+    // the disk for this body and every other in flight (a resend streams its body to incoming/
+    // too), no place in line for this address (a resend of a known key needs no place; a fresh
+    // body holds a tentative one while it arrives, so the next is refused before its body).
     const endUpload = admission.startUpload(address);
+    let reservation: Reservation | undefined;
     let form: UploadForm;
     try {
-      if (!knownKey(key)) {
-        admission.checkLine(address);
-        assertFreeDisk(config.dataDir, config.minFreeDiskBytes); // 507 before the disk fills
-      }
+      assertFreeDisk(
+        config.dataDir,
+        config.minFreeDiskBytes,
+        admission.stats().uploading * config.maxUploadBytes,
+      );
+      if (!knownKey(key)) reservation = admission.reserveLine(address);
       form = await readUploadForm(req, res, {
         maxBytes: config.maxUploadBytes,
         tempPath: () => store.incomingPath(),
@@ -119,9 +124,21 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
         timeoutMs: config.uploadTimeoutMs,
       });
     } catch (error) {
+      reservation?.cancel();
       endUpload();
       throw error;
     }
+    /**
+     * The received file goes. Failing to remove it must not replace the real answer with a 500:
+     * it is logged, and swept at the next start.
+     */
+    const discard = () =>
+      discardUpload(form.image).catch((error: unknown) =>
+        logger.warn(
+          { event: 'upload.discard-failed', file: form.image.path, err: String(error) },
+          'could not remove a received upload that was not stored',
+        ),
+      );
     const receivedAt = performance.now();
     const received = new Date();
     let record;
@@ -133,8 +150,9 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
         const claim = await claimKey(key, print);
         if ('photoId' in claim) {
           logger.info({ event: 'upload.repeat', photo: claim.photoId, address }, 'upload resent');
+          reservation?.cancel();
           endUpload();
-          await discardUpload(form.image);
+          await discard();
           answer(res, await processor.outcome(claim.photoId));
           metrics.countUpload('ok');
           return;
@@ -149,7 +167,9 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
           form.image.size,
           config.maxPixels,
         );
-        place = admission.takePlace(address);
+        // The tentative place becomes a real one (a key that turned out free after all takes
+        // one now).
+        place = reservation ? reservation.take() : admission.takePlace(address);
         try {
           record = await store.accept({
             file: form.image.path,
@@ -167,9 +187,10 @@ export function uploadHandler(deps: UploadDeps): RequestHandler {
         release();
       }
     } finally {
+      reservation?.cancel();
       endUpload();
       // Not stored (refused, a resend, or a failed move): the received file goes.
-      if (!record) await discardUpload(form.image);
+      if (!record) await discard();
     }
     logger.info(
       {

@@ -27,7 +27,19 @@ export interface UpgradeDeps {
   admission: Admission;
 }
 
-/** An HTTP refusal on a socket that asked to upgrade: the catalog's JSON, then close. */
+/**
+ * How long a refused upgrade's socket stays open after the answer: time for the answer to be read
+ * before the close (closing at once with unread bytes from the client could reset the
+ * connection and destroy the answer), not so long that a client that never closes its side holds
+ * the socket.
+ */
+const REFUSED_CLOSE_MS = 2000;
+
+/**
+ * An HTTP refusal on a socket that asked to upgrade: the catalog's JSON, a half-close, and the
+ * socket destroyed REFUSED_CLOSE_MS later whatever the client does (end() alone leaves it open
+ * for as long as the client keeps its side open).
+ */
 function refuse(socket: Duplex, error: PhotoRelayError, metrics: Metrics): void {
   metrics.errors.inc({ code: error.code });
   const body = JSON.stringify(error.toBody());
@@ -36,6 +48,9 @@ function refuse(socket: Duplex, error: PhotoRelayError, metrics: Metrics): void 
     `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
   );
+  const timer = setTimeout(() => socket.destroy(), REFUSED_CLOSE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /**
@@ -128,13 +143,17 @@ export function upgradeHandler(deps: UpgradeDeps) {
       refuse(socket, new PhotoRelayError(early), metrics);
       return;
     }
-    // Counted from the upgrade request until the socket closes, whether it is let in or not.
+    // Counted from the upgrade request (its authentication may take a while) until the socket
+    // closes, or until it is refused: a refused socket, still open for its answer to be read,
+    // holds no place.
+    let release: () => void;
     try {
-      socket.once('close', deps.admission.openSocket(clientAddress(req)));
+      release = deps.admission.openSocket(clientAddress(req));
     } catch (error) {
       refuse(socket, asCatalogError(error), metrics);
       return;
     }
+    socket.once('close', release);
     const protocol = url.searchParams.get('protocol') === String(PROTOCOL_V2) ? 2 : 1;
     const requested = url.searchParams.get('role') as ClientRole | null;
     const role = protocol === 2 && requested && ROLES.includes(requested) ? requested : 'display';
@@ -150,7 +169,10 @@ export function upgradeHandler(deps: UpgradeDeps) {
           broadcaster.attach(ws, options);
         });
       },
-      (error: unknown) => refuse(socket, asCatalogError(error), metrics),
+      (error: unknown) => {
+        release();
+        refuse(socket, asCatalogError(error), metrics);
+      },
     );
   };
 }

@@ -37,15 +37,19 @@ export function diskSpace(dir: string): DiskSpace {
 }
 
 /**
- * Refuses with 507 E_DISK_FULL while the disk holding `dir` has less than `minFreeBytes` free,
- * so photos stop coming in before the disk is full (SQLite, the originals and the cut-outs all
- * need room). 0 turns the guard off. A disk whose space cannot be read is not refused here: the
- * write itself then fails with E_STORAGE_FAILED.
+ * Refuses with 507 E_DISK_FULL while the disk holding `dir` has less than `minFreeBytes` free
+ * once `inFlightBytes` are set aside, so photos stop coming in before the disk is full (SQLite,
+ * the originals and the cut-outs all need room). `inFlightBytes` is what the bodies being
+ * received may still write (uploads in flight × MAX_UPLOAD_SIZE): the figure is cached for a
+ * second, and 64 bodies of 10 MB can pass one reading of it. 0 turns the guard off. A disk
+ * whose space cannot be read is not refused here: the write itself then fails with
+ * E_STORAGE_FAILED.
  */
-export function assertFreeDisk(dir: string, minFreeBytes: number): void {
+export function assertFreeDisk(dir: string, minFreeBytes: number, inFlightBytes = 0): void {
   if (minFreeBytes <= 0) return;
   const space = cached(dir);
-  if (space && space.freeBytes < minFreeBytes) throw new PhotoRelayError('E_DISK_FULL');
+  if (space && space.freeBytes - inFlightBytes < minFreeBytes)
+    throw new PhotoRelayError('E_DISK_FULL');
 }
 
 /** Forgets the cached figures (tests that change the disk's state mid-run). */

@@ -214,11 +214,13 @@ export class PhotoStore {
    */
   async accept(input: AcceptInput): Promise<PhotoRecord> {
     const id = randomUUID();
+    const original = this.originalPath(id, input.inputFormat);
     try {
-      const original = this.originalPath(id, input.inputFormat);
       if (input.file === undefined) await writeDurably(original, input.bytes);
       else await moveDurably(input.file, original);
     } catch (error) {
+      // The rename may have happened before the folder's fsync failed: no original without a row.
+      await rm(original, { force: true }).catch(() => undefined);
       throw storageError('store the photo', error);
     }
     try {
@@ -248,7 +250,7 @@ export class PhotoStore {
         }
       })();
     } catch (error) {
-      await rm(this.originalPath(id, input.inputFormat), { force: true });
+      await rm(original, { force: true });
       throw storageError('record the photo', error);
     }
     return this.get(id)!;
