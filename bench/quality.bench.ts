@@ -23,6 +23,7 @@ import { probeImage } from '../electron/engine/image-input.ts';
 import { decodeModelInput } from '../electron/engine/pipeline.ts';
 import { createSession } from '../electron/engine/session.ts';
 import { buildInputTensor } from '../electron/engine/tensor.ts';
+import { QUALITY_STEPS } from '../electron/engine/quality.ts';
 import { getModelSpec } from '../electron/models/manifest.ts';
 import { checkModel } from '../electron/models/model-files.ts';
 import { stagePhotos } from './photos.ts';
@@ -51,10 +52,31 @@ interface Pipeline {
  * One line per pipeline. Keys the engine does not know yet (e.g. `mode`) are passed through
  * unchanged; a pipeline the engine refuses (E_BAD_OPTION) is reported as skipped.
  */
+const STEP_NAMES = ['zoom', 'flip', 'person', 'levels', 'guided', 'decontaminate'] as const;
+
+/** The quality pipeline with only `step` on. */
+function onlyStep(step: (typeof STEP_NAMES)[number]): Record<string, boolean> {
+  return Object.fromEntries(STEP_NAMES.map((name) => [name, name === step]));
+}
+
 const PIPELINES: Pipeline[] = [
   { name: 'fast', options: {} },
-  // { name: 'quality', options: { mode: 'quality' } },
+  { name: 'quality', options: { mode: 'quality' } },
+  // Each step flipped against the quality pipeline (off where it is on, on where it is off:
+  // person and guided are off by measurement, README), and each step alone on the single pass.
+  ...STEP_NAMES.map((step) =>
+    QUALITY_STEPS[step]
+      ? { name: `no-${step}`, options: { mode: 'quality', steps: { [step]: false } } }
+      : { name: `with-${step}`, options: { mode: 'quality', steps: { [step]: true } } },
+  ),
+  ...STEP_NAMES.map((step) => ({
+    name: `only-${step}`,
+    options: { mode: 'quality', steps: onlyStep(step) },
+  })),
 ];
+
+/** Run unless QUALITY_PIPELINES names others (`all` runs every one, the only-… ones included). */
+const DEFAULT_PIPELINES = PIPELINES.map((p) => p.name).filter((name) => !name.startsWith('only-'));
 
 const MODEL = 'u2netp';
 const THREADS = 2;
@@ -315,7 +337,9 @@ if (sets.length === 0) {
 
 const pipelineFilter = list(process.env.QUALITY_PIPELINES);
 if (pipelineFilter) {
-  const unknown = pipelineFilter.filter((name) => !PIPELINES.some((p) => p.name === name));
+  const unknown = pipelineFilter.filter(
+    (name) => name !== 'all' && !PIPELINES.some((p) => p.name === name),
+  );
   if (unknown.length > 0) {
     console.error(
       `QUALITY_PIPELINES names unknown pipeline(s): ${unknown.join(', ')} (known: ${PIPELINES.map((p) => p.name).join(', ')})`,
@@ -323,7 +347,8 @@ if (pipelineFilter) {
     process.exit(1);
   }
 }
-const pipelines = PIPELINES.filter((p) => !pipelineFilter || pipelineFilter.includes(p.name));
+const chosen = pipelineFilter?.includes('all') ? PIPELINES.map((p) => p.name) : pipelineFilter;
+const pipelines = PIPELINES.filter((p) => (chosen ?? DEFAULT_PIPELINES).includes(p.name));
 
 console.log(
   `Quality benchmark — ${MODEL}, ${THREADS} threads, ${os.cpus().length} cores; sets: ${sets

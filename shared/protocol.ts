@@ -154,6 +154,8 @@ export interface RelaySettings {
   displayMaxEdge: number;
   /** Takes effect at the next start (the model is loaded once). */
   model: string;
+  /** 'quality' (the adaptive pipeline) or 'fast' (one pass): for the photos processed next. */
+  cutoutMode: 'quality' | 'fast';
 }
 
 export interface AdminOverview {

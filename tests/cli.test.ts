@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -70,6 +70,11 @@ describe('bad arguments exit 2 with a reason and the usage', () => {
       'unknown option',
       ['cutout', 'a.jpg', '--out', 'x', '--colour', 'x'],
       /Unknown option '--colour'/,
+    ],
+    [
+      'bad --mode',
+      ['cutout', 'a.jpg', '--out', 'x', '--mode', 'best'],
+      /mode must be one of: quality, fast/,
     ],
     ['install without --from', ['models', 'install'], /needs --from DIR/],
   ];
@@ -185,5 +190,25 @@ describe.skipIf(await modelMissingReason('u2netp'))('cutout with the real model'
     ]);
     const second = await sharp(path.join(out, 'photo-2.webp')).metadata();
     expect([second.width, second.height]).toEqual([160, 120]);
+  });
+
+  test('--mode: quality by default, fast on request, CUTOUT_MODE from the environment', async () => {
+    const input = path.join(work, 'mode.jpg');
+    await writeFile(input, await syntheticPhoto(640, 480));
+    const outputs: Record<string, Buffer> = {};
+    for (const [name, env, args] of [
+      ['default', {}, []],
+      ['fast', {}, ['--mode', 'fast']],
+      ['env-fast', { CUTOUT_MODE: 'fast' }, []],
+      ['quality', { CUTOUT_MODE: 'fast' }, ['--mode', 'quality']],
+    ] as const) {
+      const out = path.join(work, `out-mode-${name}`);
+      const outcome = await cliWithEnv(env, 'cutout', input, '--out', out, ...args);
+      expect(outcome.code, outcome.stderr).toBe(0);
+      outputs[name] = await readFile(path.join(out, 'mode.png'));
+    }
+    expect(outputs['env-fast']!.equals(outputs.fast!)).toBe(true);
+    expect(outputs.quality!.equals(outputs.default!)).toBe(true);
+    expect(outputs.default!.equals(outputs.fast!)).toBe(false);
   });
 });

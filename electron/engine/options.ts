@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PhotoRelayError } from '../../shared/errors.ts';
+import { CUTOUT_MODES } from './quality.ts';
 
 export const OUTPUT_FORMATS = ['png', 'webp'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -24,6 +25,23 @@ const outputOptionsSchema = z
       .custom<Uint8Array>((value) => value instanceof Uint8Array, {
         error: 'backgroundImage must be the bytes of an image',
       })
+      .optional(),
+    /** `quality` (the adaptive pipeline, quality.ts) or `fast` (one pass, rembg's u2netp). */
+    mode: z
+      .enum(CUTOUT_MODES, { error: `mode must be one of: ${CUTOUT_MODES.join(', ')}` })
+      .default('fast'),
+    /** Turns single steps of the quality pipeline on or off (the benchmark measures each). */
+    steps: z
+      .object({
+        zoom: z.boolean(),
+        flip: z.boolean(),
+        person: z.boolean(),
+        levels: z.boolean(),
+        guided: z.boolean(),
+        decontaminate: z.boolean(),
+      })
+      .partial()
+      .strict()
       .optional(),
     pngCompressionLevel: z
       .number()

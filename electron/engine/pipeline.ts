@@ -29,10 +29,13 @@ export async function decodePhoto(
   probed: ProbedImage,
   maxEdge: number | undefined,
   maxPixels: number,
+  { upright = false }: { upright?: boolean } = {},
 ): Promise<DecodedPhoto> {
   const swapsAxes = probed.orientation >= 5;
   try {
     let chain = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' });
+    // Upright in libvips (threaded) for the quality steps, which work on upright pixels.
+    if (upright) chain = chain.autoOrient();
     if (maxEdge !== undefined) {
       // The box is square, so it fits the same whichever way up the photo is stored.
       chain = chain.resize({
@@ -52,7 +55,7 @@ export async function decodePhoto(
       originalWidth: swapsAxes ? probed.height : probed.width,
       originalHeight: swapsAxes ? probed.width : probed.height,
       rgb: { data, width: info.width, height: info.height, channels: info.channels },
-      orientation: probed.orientation,
+      orientation: upright ? 1 : probed.orientation,
     };
   } catch (error) {
     throw toImageError(error, { bytes, format: probed.format });

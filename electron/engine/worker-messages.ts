@@ -10,6 +10,8 @@ export interface WorkerConfig {
   spec: ModelSpec;
   threads: number;
   maxPixels: number;
+  /** The person model for the quality pipeline's person step, when it is installed. */
+  person?: { modelPath: string; spec: ModelSpec };
 }
 
 export interface StageTimings {
@@ -46,6 +48,8 @@ export interface WorkerResult {
   originalHeight: number;
   mask: MaskImage;
   timings: StageTimings;
+  /** `quality` mode: which of its model steps acted on this photo. */
+  acted?: { zoom: boolean; flip: boolean; person: boolean };
 }
 
 export type ToWorker =

@@ -4,7 +4,16 @@ import { PhotoRelayError } from '../../shared/errors.ts';
 import { assertBytesCoverPixels, isProgressiveJpeg } from './declared-size.ts';
 import { probeImage, toImageError, type ProbedImage } from './image-input.ts';
 import { configureLibvips } from './libvips.ts';
+import {
+  QUALITY_STEPS,
+  qualityFinish,
+  qualityMask,
+  type QualityModels,
+  type QualitySteps,
+} from './quality.ts';
+import { planeFromBytes, planeToBytes } from './refine.ts';
 import { createSession } from './session.ts';
+import type { ModelSpec } from '../models/manifest.ts';
 import type { OutputOptions } from './options.ts';
 import {
   compose,
@@ -42,34 +51,60 @@ function send(message: FromWorker): void {
 }
 
 let session: ort.InferenceSession;
-/** Serialises inference: one run at a time on the session, in arrival order. */
+/** The person model for the quality pipeline, when it is installed. */
+let personSession: ort.InferenceSession | undefined;
+/** Serialises inference: one run at a time on the sessions, in arrival order. */
 let inferenceTail: Promise<unknown> = Promise.resolve();
 
-async function infer(
+/** One model run: RGB at the model's input size in, 8-bit mask at model resolution out. */
+function runModel(
+  on: ort.InferenceSession,
+  model: ModelSpec,
   modelInput: Uint8Array,
 ): Promise<{ mask: Uint8Array; inferenceMs: number; maskMs: number }> {
-  const tensorData = buildInputTensor(modelInput, spec.input);
-  const { width, height } = spec.input;
-  const dims = spec.input.layout === 'NCHW' ? [1, 3, height, width] : [1, height, width, 3];
+  const tensorData = buildInputTensor(modelInput, model.input);
+  const { width, height } = model.input;
+  const dims = model.input.layout === 'NCHW' ? [1, 3, height, width] : [1, height, width, 3];
   const run = inferenceTail.then(async () => {
     const started = performance.now();
-    const outputs = await session.run({
-      [spec.input.name]: new ort.Tensor('float32', tensorData, dims),
+    const outputs = await on.run({
+      [model.input.name]: new ort.Tensor('float32', tensorData, dims),
     });
     const inferenceMs = performance.now() - started;
-    const output = outputs[spec.output.name];
+    const output = outputs[model.output.name];
     if (!output)
       throw new PhotoRelayError(
         'E_PROCESSING_FAILED',
-        `Model gave no output "${spec.output.name}".`,
+        `Model gave no output "${model.output.name}".`,
       );
     const maskStarted = performance.now();
-    const mask = outputToMask(output.data as Float32Array, spec);
+    const mask = outputToMask(output.data as Float32Array, model);
     for (const tensor of Object.values(outputs)) tensor.dispose();
     return { mask, inferenceMs, maskMs: performance.now() - maskStarted };
   });
   inferenceTail = run.catch(() => undefined);
   return run;
+}
+
+const infer = (modelInput: Uint8Array) => runModel(session, spec, modelInput);
+
+function qualityModels(): QualityModels {
+  const person = config.person;
+  return {
+    general: {
+      width: spec.input.width,
+      height: spec.input.height,
+      run: async (rgb) => (await infer(rgb)).mask,
+    },
+    person:
+      person && personSession
+        ? {
+            width: person.spec.input.width,
+            height: person.spec.input.height,
+            run: async (rgb) => (await runModel(personSession!, person.spec, rgb)).mask,
+          }
+        : undefined,
+  };
 }
 
 async function finish(
@@ -119,6 +154,7 @@ const SINGLE_DECODE_PIXELS = 8_000_000;
 async function segment(bytes: Uint8Array, options: OutputOptions): Promise<WorkerResult> {
   const started = performance.now();
   const probed = await probe(bytes);
+  if (options.mode === 'quality') return segmentQuality(bytes, probed, options, started);
   if (probed.width * probed.height > SINGLE_DECODE_PIXELS && isProgressiveJpeg(bytes)) {
     const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
     const modelInput = await modelInputFromPhoto(decoded, spec.input);
@@ -147,6 +183,68 @@ async function segment(bytes: Uint8Array, options: OutputOptions): Promise<Worke
   return finish(decoded, mask8, options, { decodeMs, inferenceMs, maskMs, outputDecodeWaitMs });
 }
 
+function stepsOf(options: OutputOptions): QualitySteps {
+  return { ...QUALITY_STEPS, ...options.steps };
+}
+
+async function segmentQuality(
+  bytes: Uint8Array,
+  probed: ProbedImage,
+  options: OutputOptions,
+  started: number,
+): Promise<WorkerResult> {
+  const decoding = decodePhoto(bytes, probed, options.maxEdge, config.maxPixels, {
+    upright: true,
+  });
+  decoding.catch(() => undefined);
+  const modelInput = await decodeModelInput(bytes, probed, spec.input, config.maxPixels);
+  const decodeMs = performance.now() - started;
+  const photo = async () => (await decoding).rgb;
+  const steps = stepsOf(options);
+  const refined = await qualityMask(modelInput, photo, qualityModels(), steps);
+  const decoded = await decoding;
+  const mask: MaskImage = {
+    width: refined.mask.width,
+    height: refined.mask.height,
+    data: planeToBytes(refined.mask),
+  };
+  const result = await finishQuality(decoded, mask, options, {
+    decodeMs,
+    inferenceMs: refined.inferenceMs,
+    maskMs: refined.refineMs,
+    outputDecodeWaitMs: 0,
+  });
+  return { ...result, acted: refined.acted };
+}
+
+/** Compose and encode from the working mask: guided upscale and clean edge colours first. */
+async function finishQuality(
+  decoded: DecodedPhoto,
+  mask: MaskImage,
+  options: OutputOptions,
+  partial: Omit<StageTimings, 'composeMs' | 'encodeMs'>,
+): Promise<WorkerResult> {
+  const steps = stepsOf(options);
+  const upright = decoded.rgb; // decoded upright (decodePhoto's `upright`)
+  const finishStarted = performance.now();
+  const { rgb, alpha } = await qualityFinish(
+    upright,
+    planeFromBytes(mask.data, mask.width, mask.height),
+    steps,
+  );
+  const full: DecodedPhoto = {
+    ...decoded,
+    rgb: { data: rgb, width: upright.width, height: upright.height, channels: 3 },
+    orientation: 1,
+  };
+  const fullMask: MaskImage = { width: upright.width, height: upright.height, data: alpha };
+  const refineMs = performance.now() - finishStarted;
+  const result = await finish(full, fullMask, options, partial);
+  result.timings.composeMs += refineMs; // the upscale and edge colours are part of compositing
+  // The stored mask is the working one: a later render (full size) refines from it again.
+  return { ...result, mask };
+}
+
 async function render(
   bytes: Uint8Array,
   mask: MaskImage,
@@ -154,8 +252,17 @@ async function render(
 ): Promise<WorkerResult> {
   const started = performance.now();
   const probed = await probe(bytes);
-  const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
+  const upright = options.mode === 'quality';
+  const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels, { upright });
   const decodeMs = performance.now() - started;
+  if (upright) {
+    return finishQuality(decoded, mask, options, {
+      decodeMs,
+      inferenceMs: 0,
+      maskMs: 0,
+      outputDecodeWaitMs: 0,
+    });
+  }
   return finish(decoded, mask, options, {
     decodeMs,
     inferenceMs: 0,
@@ -204,6 +311,7 @@ async function start(): Promise<void> {
   const started = performance.now();
   try {
     session = await createSession(config.modelPath, config.threads);
+    if (config.person) personSession = await createSession(config.person.modelPath, config.threads);
   } catch (error) {
     send({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
     return;

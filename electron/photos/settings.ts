@@ -1,7 +1,7 @@
 /**
  * The operator's settings for this event, kept in the data folder's SQLite, with one precedence
  * rule for all of them: **the latest decision wins**. A change saved in the dashboard is a
- * decision; so is an environment variable (EVENT_PIN, MODEL, DISPLAY_MAX_EDGE) whose value
+ * decision; so is an environment variable (EVENT_PIN, MODEL, DISPLAY_MAX_EDGE, CUTOUT_MODE) whose value
  * differs from the one seen at the previous start. An environment value that has not changed
  * since the last start does not undo a later dashboard change (a rotated PIN or a chosen model
  * survives a restart with the same environment). Where nobody decided, the built-in default holds;
@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import type { RelaySettings } from '../../shared/protocol.ts';
+import { CUTOUT_MODES, DEFAULT_CUTOUT_MODE, type CutoutMode } from '../engine/quality.ts';
 import { defaultModelId, getModelSpec, modelIds } from '../models/manifest.ts';
 import { checkModel } from '../models/model-files.ts';
 
@@ -25,6 +26,7 @@ export interface EnvironmentSettings {
   pin?: string | null;
   model?: string;
   displayMaxEdge?: number;
+  cutoutMode?: CutoutMode;
 }
 
 /** The settings table (PhotoStore implements it). */
@@ -37,6 +39,7 @@ const DEFAULTS: Omit<EventSettings, 'pin'> = {
   background: 'transparent',
   displayMaxEdge: 1920,
   model: defaultModelId(),
+  cutoutMode: DEFAULT_CUTOUT_MODE,
   approvalMode: false,
 };
 
@@ -53,6 +56,7 @@ const patchSchema = z
       .regex(/^(transparent|image|#[0-9a-fA-F]{6})$/, "use 'transparent', 'image' or '#rrggbb'"),
     displayMaxEdge: z.number().int().min(256).max(8192),
     model: z.string().refine((id) => modelIds().includes(id), `one of ${modelIds().join(', ')}`),
+    cutoutMode: z.enum(CUTOUT_MODES),
   })
   .partial()
   .strict();
@@ -98,6 +102,7 @@ export class Settings {
       background: get('background', DEFAULTS.background),
       displayMaxEdge: get('displayMaxEdge', DEFAULTS.displayMaxEdge),
       model: get('model', DEFAULTS.model),
+      cutoutMode: get('cutoutMode', DEFAULTS.cutoutMode),
       approvalMode: get('approvalMode', DEFAULTS.approvalMode),
     };
   }

@@ -206,8 +206,8 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
       modelsDir: config.modelsDir,
       hasBackgroundImage: !!deps.backgroundImage.bytes,
     });
-    const { approvalMode, background, displayMaxEdge, model } = updated;
-    res.json({ approvalMode, background, displayMaxEdge, model });
+    const { approvalMode, background, displayMaxEdge, model, cutoutMode } = updated;
+    res.json({ approvalMode, background, displayMaxEdge, model, cutoutMode });
   });
 
   api.get('/export.zip', (_req, res) => {

@@ -78,6 +78,7 @@ async function openEvent(config: RelayConfig, services: RelayServices, logger: L
       pin: config.eventPin,
       model: config.model,
       displayMaxEdge: config.displayMaxEdge,
+      cutoutMode: config.cutoutMode,
     });
     const { image: backgroundImage, dropped } = await BackgroundImage.load(config.dataDir);
     if (dropped) {

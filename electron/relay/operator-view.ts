@@ -50,7 +50,7 @@ export class OperatorView {
   overview(): AdminOverview {
     const { settings, engine, config, backgroundImage } = this.deps;
     const bases = this.deps.baseUrls();
-    const { pin, approvalMode, background, displayMaxEdge, model } = settings.current();
+    const { pin, approvalMode, background, displayMaxEdge, model, cutoutMode } = settings.current();
     const query = pin ? `?pin=${encodeURIComponent(pin)}` : '';
     return {
       uploaderUrls: bases.map((base) => `${base}/${query}`),
@@ -58,7 +58,7 @@ export class OperatorView {
       pin,
       model: engine.model.id,
       approvalMode,
-      settings: { background, displayMaxEdge, model },
+      settings: { background, displayMaxEdge, model, cutoutMode },
       hasBackgroundImage: !!backgroundImage.bytes,
       dataDir: config.dataDir,
     };

@@ -325,22 +325,24 @@ export class Processor {
    */
   private async segment(bytes: Buffer) {
     const { engine, settings, backgroundImage, logger } = this.deps;
-    const { background, displayMaxEdge } = settings.current();
+    const { background, displayMaxEdge, cutoutMode: mode } = settings.current();
     const withImage = background === 'image' && backgroundImage.bytes;
     if (!withImage) {
       return engine.segment(bytes, {
         maxEdge: displayMaxEdge,
+        mode,
         background: background.startsWith('#') ? background : undefined,
       });
     }
     try {
       return await engine.segment(bytes, {
         maxEdge: displayMaxEdge,
+        mode,
         backgroundImage: backgroundImage.bytes,
       });
     } catch (error) {
       if (!(error instanceof PhotoRelayError) || error.status >= 500) throw error;
-      const result = await engine.segment(bytes, { maxEdge: displayMaxEdge });
+      const result = await engine.segment(bytes, { maxEdge: displayMaxEdge, mode });
       logger.warn(
         { event: 'background.dropped', err: error.message },
         'the background image cannot be used: cut-outs are transparent until a new one is set',
@@ -416,7 +418,7 @@ export class Processor {
   private renderFull(record: PhotoRecord, cacheBytes: number): Promise<Buffer> {
     const existing = this.fullRenders.get(record.id);
     if (existing) return existing;
-    const { store, engine } = this.deps;
+    const { store, engine, settings } = this.deps;
     const render = (async () => {
       // A place is handed over by the render that ends (so none is taken twice meanwhile).
       if (this.fullRendersRunning >= FULL_RENDER_LIMITS.running) {
@@ -431,7 +433,7 @@ export class Processor {
         // never beside a suspect running alone.
         const endTurn = await this.turns.takeLow();
         const result = await engine
-          .render(bytes, decodeMask(mask), {}, 'background')
+          .render(bytes, decodeMask(mask), { mode: settings.current().cutoutMode }, 'background')
           .finally(endTurn);
         const keeping = this.fullRenderKeeping.then(() =>
           this.keepFullRender(record.id, result.image, cacheBytes),

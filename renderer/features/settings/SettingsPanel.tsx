@@ -130,6 +130,17 @@ export function SettingsPanel() {
         />
       </label>
       <label>
+        {t.cutoutMode}{' '}
+        <select
+          value={draft.cutoutMode}
+          data-testid="cutout-mode"
+          onChange={(event) => edit({ cutoutMode: event.target.value as 'quality' | 'fast' })}
+        >
+          <option value="quality">{t.modeQuality}</option>
+          <option value="fast">{t.modeFast}</option>
+        </select>
+      </label>
+      <label>
         {t.model}{' '}
         <select value={draft.model} onChange={(event) => edit({ model: event.target.value })}>
           {MODELS.map((model) => (
