@@ -210,14 +210,21 @@ describe.skipIf(skipReason)('edge crops for review', () => {
         width: CROP,
         height: CROP,
       });
-      const hair = centre(
-        ((box.left + box.right) / 2) * alpha.width,
-        box.top * alpha.height + CROP / 3,
+      // Hair: the top of the subject (the first row with opaque pixels, at their middle).
+      // Shoulder: the subject's left edge a third of the way down.
+      const opaque = (x: number, y: number) => alpha.data[y * alpha.width + x]! >= 128;
+      const topRow = Array.from({ length: alpha.height }, (_, y) => y).find((y) =>
+        Array.from({ length: alpha.width }, (_, x) => x).some((x) => opaque(x, y)),
+      )!;
+      const topXs = Array.from({ length: alpha.width }, (_, x) => x).filter((x) =>
+        opaque(x, topRow),
       );
-      const shoulder = centre(
-        box.left * alpha.width + CROP / 3,
-        (box.top + (box.bottom - box.top) / 3) * alpha.height,
+      const hair = centre(topXs[topXs.length >> 1]!, topRow + CROP / 3);
+      const shoulderRow = Math.round((box.top + (box.bottom - box.top) / 3) * alpha.height);
+      const leftEdge = Array.from({ length: alpha.width }, (_, x) => x).find((x) =>
+        opaque(x, shoulderRow),
       );
+      const shoulder = centre((leftEdge ?? box.left * alpha.width) + CROP / 4, shoulderRow);
       const tiles = [];
       for (const [row, region] of [hair, shoulder].entries()) {
         for (const [column, result] of [fast, quality].entries()) {
