@@ -28,6 +28,9 @@ test('CUTOUT_MODE: quality or fast, anything else refused by name', () => {
   expect(loadRelayConfig({ CUTOUT_MODE: 'fast' }).cutoutMode).toBe('fast');
   expect(() => loadRelayConfig({ CUTOUT_MODE: 'best' })).toThrow(ConfigError);
   expect(() => loadRelayConfig({ CUTOUT_MODE: 'best' })).toThrow(/CUTOUT_MODE/);
+  // As people write it: case and spaces do not matter, empty is unset.
+  expect(loadRelayConfig({ CUTOUT_MODE: ' Fast ' }).cutoutMode).toBe('fast');
+  expect(loadRelayConfig({ CUTOUT_MODE: '' }).cutoutMode).toBeUndefined();
 });
 
 describe.skipIf(skipReason)('the relay and the cut-out mode', () => {
@@ -67,6 +70,27 @@ describe.skipIf(skipReason)('the relay and the cut-out mode', () => {
     });
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { message: string }).message).toMatch(/cutoutMode/);
+  });
+
+  test("a full-size render follows the mode its photo was made in, not today's setting", async () => {
+    await admin('/settings', { method: 'PUT', body: JSON.stringify({ cutoutMode: 'quality' }) });
+    const id = await uploadOne(relay);
+    await admin('/settings', { method: 'PUT', body: JSON.stringify({ cutoutMode: 'fast' }) });
+    const response = await admin(`/photos/${id}/cutout?size=full`);
+    expect(response.status).toBe(200);
+    const served = Buffer.from(await response.arrayBuffer());
+    const record = relay.relay.store.get(id)!;
+    const original = await relay.relay.store.readOriginal(record);
+    const file = await relay.relay.store.readMask(id);
+    const mask = {
+      width: file.readUInt32LE(0),
+      height: file.readUInt32LE(4),
+      data: new Uint8Array(file.subarray(8)),
+    };
+    const asQuality = await relay.relay.engine.render(original, mask, { mode: 'quality' });
+    const asFast = await relay.relay.engine.render(original, mask, { mode: 'fast' });
+    expect(served.equals(asQuality.image)).toBe(true);
+    expect(served.equals(asFast.image)).toBe(false);
   });
 });
 

@@ -128,6 +128,24 @@ describe.skipIf(skipReason)('quality mode on real photos', () => {
     expect(changed / edge).toBeGreaterThan(0.5);
   });
 
+  test('a large progressive JPEG goes through quality mode', async () => {
+    // Over 8 MP and progressive: decoded once, as in fast mode (the memory rule of worker.ts).
+    const big = await sharp({
+      create: { width: 3600, height: 2400, channels: 3, background: '#d8d2c4' },
+    })
+      .composite([
+        {
+          input: Buffer.from(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="3600" height="2400"><circle cx="1800" cy="1300" r="700" fill="#b03020"/></svg>',
+          ),
+        },
+      ])
+      .jpeg({ progressive: true, quality: 85 })
+      .toBuffer();
+    const result = await engine!.segment(big, { mode: 'quality', maxEdge: 1920 });
+    expect([result.width, result.height]).toEqual([1920, 1280]);
+  });
+
   test('fast mode is the single pass: no step acts', async ({ skip }) => {
     const girl = await load('people/rembg_girl-1.jpg', skip);
     const result = await engine!.segment(girl, { maxEdge: 640 });

@@ -4,7 +4,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { PhotoRelayError } from '../../shared/errors.ts';
 import { createEngine } from '../engine/index.ts';
 import { OUTPUT_FORMATS, parseOutputOptions, type OutputOptions } from '../engine/options.ts';
-import { DEFAULT_CUTOUT_MODE } from '../engine/quality.ts';
+import { DEFAULT_CUTOUT_MODE, normaliseCutoutMode } from '../engine/quality.ts';
 import { defaultModelId, modelIds } from '../models/manifest.ts';
 import { parseCommandLine, UsageError } from './usage.ts';
 
@@ -59,7 +59,10 @@ function parseCutoutArgs(args: string[]): CutoutArgs {
       format: values.format,
       background: values.background,
       // The relay's environment variable, then the product default.
-      mode: values.mode ?? process.env.CUTOUT_MODE ?? DEFAULT_CUTOUT_MODE,
+      mode:
+        normaliseCutoutMode(values.mode) ??
+        normaliseCutoutMode(process.env.CUTOUT_MODE) ??
+        DEFAULT_CUTOUT_MODE,
     });
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { CUTOUT_MODES, type CutoutMode } from '../engine/quality.ts';
+import { CUTOUT_MODES, normaliseCutoutMode, type CutoutMode } from '../engine/quality.ts';
 import { modelIds } from '../models/manifest.ts';
 import { modelsDir, userDataDir } from './paths.ts';
 
@@ -142,9 +142,12 @@ const envSchema = z.object({
   QUEUE_SIZE: integer('QUEUE_SIZE', 1, 10_000).default(32),
   MAX_PIXELS: integer('MAX_PIXELS', 1_000_000, 268_000_000).default(64_000_000),
   DISPLAY_MAX_EDGE: integer('DISPLAY_MAX_EDGE', 256, 8192).optional(),
-  CUTOUT_MODE: z
-    .enum(CUTOUT_MODES, { error: `CUTOUT_MODE must be one of: ${CUTOUT_MODES.join(', ')}` })
-    .optional(),
+  CUTOUT_MODE: z.preprocess(
+    normaliseCutoutMode,
+    z
+      .enum(CUTOUT_MODES, { error: `CUTOUT_MODE must be one of: ${CUTOUT_MODES.join(', ')}` })
+      .optional(),
+  ),
   UPLOADS_PER_MINUTE: integer('UPLOADS_PER_MINUTE', 1, 100_000).default(60),
   PERF_LOG_SECONDS: integer('PERF_LOG_SECONDS', 0, 86_400).default(60),
   SHUTDOWN_GRACE_SECONDS: integer('SHUTDOWN_GRACE_SECONDS', 0, 600).default(10),

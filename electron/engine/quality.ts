@@ -12,8 +12,8 @@ import {
   pasteCrop,
   pixelBox,
   planeFromBytes,
-  planeToBytes,
   resizePlane,
+  resizePlaneToBytes,
   sharpenLevels,
   subjectBox,
   type Plane,
@@ -31,6 +31,13 @@ export type CutoutMode = (typeof CUTOUT_MODES)[number];
  * quality section has the figures. The engine API itself defaults to `fast` (rembg parity).
  */
 export const DEFAULT_CUTOUT_MODE: CutoutMode = 'quality';
+
+/** CUTOUT_MODE as written by people (` Fast`), for the relay and the CLI alike: empty is unset. */
+export function normaliseCutoutMode(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const mode = value.trim().toLowerCase();
+  return mode === '' ? undefined : mode;
+}
 
 export interface QualitySteps {
   /** A second look at a small subject: the model again on a crop around it. */
@@ -61,6 +68,8 @@ export const QUALITY_STEPS: QualitySteps = {
 export const QUALITY_TUNING = {
   /** A second look when the subject's bounding box covers less than this share of the frame. */
   zoomBelowShare: 0.3,
+  /** …and covers at least this share (below it the "subject" is a few specks of noise). */
+  zoomMinShare: 0.002,
   /** The crop around the subject, grown by this share of its size on each side. */
   zoomMargin: 0.2,
   /** A person region is added when at least this share of it is already subject. */
@@ -145,11 +154,16 @@ export async function qualityMask(
   const refineStarted = performance.now();
   let waited = 0;
   const subject = subjectBox(first);
-  const zoom = steps.zoom && subject !== undefined && subject.boxShare < tuning.zoomBelowShare;
-  const upright = await photo();
+  // A blank or uniform photo's normalised output has specks over 0.5: no second look for those.
+  const zoom =
+    steps.zoom &&
+    subject !== undefined &&
+    subject.boxShare < tuning.zoomBelowShare &&
+    subject.boxShare >= tuning.zoomMinShare;
   let mask: Plane;
   let acted = { zoom: false, flip: false, person: false };
   if (zoom) {
+    const upright = await photo();
     const box = expandBox(subject.box, tuning.zoomMargin);
     const region = pixelBox(box, upright.width, upright.height);
     // The crop's detail is kept: the working mask grows so the crop gets about the model's size.
@@ -177,7 +191,6 @@ export async function qualityMask(
     mask = pasteCrop(resizePlane(first, size.width, size.height), second, exact);
     acted.zoom = true;
   } else {
-    const size = workingSize(upright.width, upright.height, tuning.workingEdge);
     let merged = first;
     if (steps.flip) {
       const mirrored = mirrorPixels(modelInput, general.width, general.height, 3);
@@ -191,6 +204,9 @@ export async function qualityMask(
       merged = average(first, mirror(flipped));
       acted.flip = true;
     }
+    // The photo's size, once the mirrored pass (which needs only the model input) has run.
+    const upright = await photo();
+    const size = workingSize(upright.width, upright.height, tuning.workingEdge);
     mask = resizePlane(merged, size.width, size.height);
   }
   if (steps.person && person) {
@@ -228,7 +244,7 @@ function changed(a: Plane, b: Plane): boolean {
 /**
  * The output's alpha and colours from the working mask: the upscale (guided by the photo, or
  * bilinear) and the edge colours. `upright` is the upright photo at the output size; its pixels
- * are not changed (a copy is returned where colours change).
+ * are changed in place where edge colours are cleaned (no full-size copy).
  */
 export async function qualityFinish(
   upright: RawImage,
@@ -247,13 +263,13 @@ export async function qualityFinish(
         tuning.guidedRadius,
         tuning.guidedEpsilon,
       )
-    : planeToBytes(resizePlane(working, width, height));
-  let rgb = upright.data;
+    : resizePlaneToBytes(working, width, height);
+  // The photo's pixels are this render's own (decoded for it): edge colours change in place.
+  const rgb = upright.data;
   if (steps.decontaminate) {
     // The local colour means are smooth: half the working size is plenty, at a quarter the cost.
     const half = { width: Math.ceil(working.width / 2), height: Math.ceil(working.height / 2) };
     const smaller = await resizeRgb(upright, half.width, half.height);
-    rgb = new Uint8Array(upright.data);
     decontaminate(
       rgb,
       { data: alpha, width, height },

@@ -75,6 +75,36 @@ export function resizePlane(source: Plane, width: number, height: number): Plane
   return { data: out, width, height };
 }
 
+/**
+ * Bilinear resize straight to 8-bit (the full-size alpha): the source rows are widened once and
+ * each output row blends two of them, so no full-size float plane is made (4 bytes a pixel at
+ * up to 64 MP).
+ */
+export function resizePlaneToBytes(source: Plane, width: number, height: number): Uint8Array {
+  const xs = taps(source.width, width);
+  const ys = taps(source.height, height);
+  const wide = new Float32Array(source.height * width);
+  for (let y = 0; y < source.height; y++) {
+    const row = y * source.width;
+    for (let x = 0; x < width; x++) {
+      const l = source.data[row + xs.lower[x]!]!;
+      wide[y * width + x] = l + (source.data[row + xs.upper[x]!]! - l) * xs.weight[x]!;
+    }
+  }
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const top = ys.lower[y]! * width;
+    const bottom = ys.upper[y]! * width;
+    const fy = ys.weight[y]!;
+    for (let x = 0, o = y * width; x < width; x++, o++) {
+      const t = wide[top + x]!;
+      const value = t + (wide[bottom + x]! - t) * fy;
+      out[o] = value <= 0 ? 0 : value >= 1 ? 255 : (value * 255 + 0.5) | 0;
+    }
+  }
+  return out;
+}
+
 /** The plane mirrored left to right. */
 export function mirror(source: Plane): Plane {
   const { width, height } = source;

@@ -151,11 +151,14 @@ async function probe(bytes: Uint8Array): Promise<ProbedImage> {
  */
 const SINGLE_DECODE_PIXELS = 8_000_000;
 
+const singleDecode = (bytes: Uint8Array, probed: ProbedImage) =>
+  probed.width * probed.height > SINGLE_DECODE_PIXELS && isProgressiveJpeg(bytes);
+
 async function segment(bytes: Uint8Array, options: OutputOptions): Promise<WorkerResult> {
   const started = performance.now();
   const probed = await probe(bytes);
   if (options.mode === 'quality') return segmentQuality(bytes, probed, options, started);
-  if (probed.width * probed.height > SINGLE_DECODE_PIXELS && isProgressiveJpeg(bytes)) {
+  if (singleDecode(bytes, probed)) {
     const decoded = await decodePhoto(bytes, probed, options.maxEdge, config.maxPixels);
     const modelInput = await modelInputFromPhoto(decoded, spec.input);
     const decodeMs = performance.now() - started;
@@ -197,7 +200,11 @@ async function segmentQuality(
     upright: true,
   });
   decoding.catch(() => undefined);
-  const modelInput = await decodeModelInput(bytes, probed, spec.input, config.maxPixels);
+  // The same rule as the fast path: a large progressive JPEG is decoded once (see
+  // SINGLE_DECODE_PIXELS), the model input taken from the upright output-size decode.
+  const modelInput = singleDecode(bytes, probed)
+    ? await modelInputFromPhoto(await decoding, spec.input)
+    : await decodeModelInput(bytes, probed, spec.input, config.maxPixels);
   const decodeMs = performance.now() - started;
   const photo = async () => (await decoding).rgb;
   const steps = stepsOf(options);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import type { PhotoEvent } from '../../shared/protocol.ts';
 import type { Engine, MaskImage } from '../engine/index.ts';
+import type { CutoutMode } from '../engine/quality.ts';
 import type { Settings } from '../photos/settings.ts';
 import { photoEvent } from '../photos/views.ts';
 import { isOnWalls } from '../photos/visibility.ts';
@@ -43,6 +44,18 @@ function encodeMask(mask: MaskImage): Buffer {
   header.writeUInt32LE(mask.width, 0);
   header.writeUInt32LE(mask.height, 4);
   return Buffer.concat([header, mask.data]);
+}
+
+/**
+ * The mode a photo's stored mask was made in, so its full-size render matches what the walls
+ * showed whatever the setting is now: `fast` stores the model's own output (its input size),
+ * `quality` its working mask (the photo's shape, long edge 640 or more). A quality photo whose
+ * working mask has exactly the model's size (a 320×320 upload) renders as fast: at that size
+ * the render is the display cut-out's size anyway.
+ */
+function modeOfMask(mask: MaskImage, engine: Engine): CutoutMode {
+  const { width, height } = engine.model.input;
+  return mask.width === width && mask.height === height ? 'fast' : 'quality';
 }
 
 function decodeMask(file: Buffer): MaskImage {
@@ -418,7 +431,7 @@ export class Processor {
   private renderFull(record: PhotoRecord, cacheBytes: number): Promise<Buffer> {
     const existing = this.fullRenders.get(record.id);
     if (existing) return existing;
-    const { store, engine, settings } = this.deps;
+    const { store, engine } = this.deps;
     const render = (async () => {
       // A place is handed over by the render that ends (so none is taken twice meanwhile).
       if (this.fullRendersRunning >= FULL_RENDER_LIMITS.running) {
@@ -432,8 +445,9 @@ export class Processor {
         // A low-priority turn: only while no photo waits, never the engine's last free turn, and
         // never beside a suspect running alone.
         const endTurn = await this.turns.takeLow();
+        const stored = decodeMask(mask);
         const result = await engine
-          .render(bytes, decodeMask(mask), { mode: settings.current().cutoutMode }, 'background')
+          .render(bytes, stored, { mode: modeOfMask(stored, engine) }, 'background')
           .finally(endTurn);
         const keeping = this.fullRenderKeeping.then(() =>
           this.keepFullRender(record.id, result.image, cacheBytes),
