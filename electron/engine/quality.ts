@@ -253,11 +253,14 @@ export async function qualityFinish(
 ): Promise<{ rgb: Uint8Array; alpha: Uint8Array }> {
   const tuning = QUALITY_TUNING;
   const { width, height } = upright;
-  const small = await resizeRgb(upright, working.width, working.height);
   const alpha = steps.guided
     ? guidedUpsample(
         working,
-        luma(small, working.width, working.height),
+        luma(
+          await resizeRgb(upright, working.width, working.height),
+          working.width,
+          working.height,
+        ),
         upright.data,
         { width, height },
         tuning.guidedRadius,
