@@ -5,8 +5,9 @@
  * broadcast, median of 5) meanwhile, against the same upload with no abuse. Table printed, JSON
  * in bench/results/.
  */
+import { writeResults } from './results.ts';
 import http from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,30 +212,14 @@ try {
   console.log('\nA normal upload (upload → answer after the broadcast), median of 5:');
   console.table([latency]);
 
-  const resultsDir = path.join(import.meta.dirname, 'results');
-  await mkdir(resultsDir, { recursive: true });
-  const file = path.join(
-    resultsDir,
-    `abuse-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  );
-  await writeFile(
-    file,
-    JSON.stringify(
-      {
-        when: new Date().toISOString(),
-        cores: os.cpus().length,
-        addresses: many ? CLIENTS : 1,
-        photo: hd!.source,
-        memory,
-        latency,
-        samples,
-        answers: refused,
-      },
-      null,
-      2,
-    ),
-  );
-  console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('abuse', {
+    addresses: many ? CLIENTS : 1,
+    photo: hd!.source,
+    memory,
+    latency,
+    samples,
+    answers: refused,
+  });
 } finally {
   relay.child.kill('SIGTERM');
   await relay.exited;

@@ -6,6 +6,7 @@
  * `npm run serve` runs) and prints its RSS curve (start, after warm-up, end) and the outcome
  * counts; JSON to bench/results/. tests/mutated-images.test.ts uses the same mutator.
  */
+import { writeResults } from './results.ts';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -538,7 +539,7 @@ interface RssPoint {
 }
 
 async function runBenchmark(): Promise<void> {
-  const { mkdtemp, mkdir, rm, writeFile } = await import('node:fs/promises');
+  const { mkdtemp, rm } = await import('node:fs/promises');
   const os = await import('node:os');
   const { freePort, PIN, spawnRelay, waitHealthy } = await import('../tests/relay-helpers.ts');
 
@@ -637,37 +638,21 @@ async function runBenchmark(): Promise<void> {
   );
   if (tally.unexpectedCount > 0) console.table(tally.unexpected);
 
-  const resultsDir = path.join(import.meta.dirname, 'results');
-  await mkdir(resultsDir, { recursive: true });
-  const file = path.join(
-    resultsDir,
-    `mutated-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  );
-  await writeFile(
-    file,
-    JSON.stringify(
-      {
-        when: new Date().toISOString(),
-        machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
-        count: COUNT,
-        warmUp: WARM_UP,
-        batch: BATCH,
-        seed: SEED,
-        concurrency: CONCURRENCY,
-        seconds: Math.round(seconds),
-        bases: bases.map((b) => ({ name: b.name, bytes: b.bytes.length })),
-        rss: summary,
-        curve,
-        answers: tally.byAnswer,
-        byKind: tally.byKind,
-        unexpectedCount: tally.unexpectedCount,
-        unexpected: tally.unexpected,
-      },
-      null,
-      2,
-    ),
-  );
-  console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('mutated', {
+    count: COUNT,
+    warmUp: WARM_UP,
+    batch: BATCH,
+    seed: SEED,
+    concurrency: CONCURRENCY,
+    seconds: Math.round(seconds),
+    bases: bases.map((b) => ({ name: b.name, bytes: b.bytes.length })),
+    rss: summary,
+    curve,
+    answers: tally.byAnswer,
+    byKind: tally.byKind,
+    unexpectedCount: tally.unexpectedCount,
+    unexpected: tally.unexpected,
+  });
   if (tally.unexpectedCount > 0) process.exitCode = 1;
 }
 

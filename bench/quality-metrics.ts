@@ -3,6 +3,8 @@
  * follow ../shared/quality-dev/README.md exactly; the halo measure is ours (see `haloMeasure`).
  */
 
+import { bilinearTaps } from '../electron/engine/bilinear.ts';
+
 export interface Gray {
   width: number;
   height: number;
@@ -58,22 +60,8 @@ export const FAILED_SCORE: MaskScore = { iou: 0, mae: 1 };
  */
 export function resizeGrayBilinear(source: Gray, width: number, height: number): Gray {
   if (source.width === width && source.height === height) return source;
-  const axis = (sourceSize: number, targetSize: number) => {
-    const lower = new Int32Array(targetSize);
-    const upper = new Int32Array(targetSize);
-    const weight = new Float32Array(targetSize);
-    const scale = sourceSize / targetSize;
-    for (let i = 0; i < targetSize; i++) {
-      const position = Math.min(Math.max((i + 0.5) * scale - 0.5, 0), sourceSize - 1);
-      const index = Math.floor(position);
-      lower[i] = index;
-      upper[i] = Math.min(index + 1, sourceSize - 1);
-      weight[i] = position - index;
-    }
-    return { lower, upper, weight };
-  };
-  const xs = axis(source.width, width);
-  const ys = axis(source.height, height);
+  const xs = bilinearTaps(source.width, width);
+  const ys = bilinearTaps(source.height, height);
   const out = new Uint8Array(width * height);
   const s = source.data;
   const sw = source.width;

@@ -10,8 +10,9 @@
  * set names), QUALITY_LIMIT (first N images per set, for a quick look), BENCH_RUNS (default 7).
  * The ground-truth files are read in place, never copied.
  */
+import { writeResults } from './results.ts';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -480,35 +481,19 @@ for (const r of resized) {
 }
 for (const s of skipped) console.log(`Skipped pipeline ${s.pipeline}: ${s.reason}`);
 
-const resultsDir = path.join(import.meta.dirname, 'results');
-await mkdir(resultsDir, { recursive: true });
-const file = path.join(
-  resultsDir,
-  `quality-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-);
-await writeFile(
-  file,
-  JSON.stringify(
-    {
-      when: new Date().toISOString(),
-      machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
-      model: MODEL,
-      threads: THREADS,
-      runs: RUNS,
-      displayEdge: DISPLAY_EDGE,
-      groundTruth: root,
-      sets: sets.map((s) => ({ name: s.name, dir: s.dir, images: s.pairs.length })),
-      scoringOptions: SCORING_OPTIONS,
-      halo: { opaqueMin: HALO_OPAQUE_MIN, windowRadii: HALO_RADII },
-      timingOptions: TIMING_OPTIONS,
-      pipelines: pipelines.map((p) => ({ name: p.name, options: p.options })),
-      skipped,
-      timingPhoto: bare.photo,
-      results,
-      timing,
-    },
-    null,
-    2,
-  ),
-);
-console.log(`\nJSON written to ${path.relative(process.cwd(), file)}`);
+await writeResults('quality', {
+  model: MODEL,
+  threads: THREADS,
+  runs: RUNS,
+  displayEdge: DISPLAY_EDGE,
+  groundTruth: root,
+  sets: sets.map((s) => ({ name: s.name, dir: s.dir, images: s.pairs.length })),
+  scoringOptions: SCORING_OPTIONS,
+  halo: { opaqueMin: HALO_OPAQUE_MIN, windowRadii: HALO_RADII },
+  timingOptions: TIMING_OPTIONS,
+  pipelines: pipelines.map((p) => ({ name: p.name, options: p.options })),
+  skipped,
+  timingPhoto: bare.photo,
+  results,
+  timing,
+});

@@ -11,13 +11,17 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { loadRelayConfig } from '../electron/config/relay-config.ts';
-import { createEngine, type Engine } from '../electron/engine/index.ts';
 import { Admission, WAITING_MS } from '../electron/relay/admission.ts';
 import { classifyAnswer } from '../renderer/features/uploader/answer.ts';
 import { PhotoRelayError } from '../shared/errors.ts';
 import { modelMissingReason, syntheticPhoto } from './helpers.ts';
-import { PIN, startTestRelay, type TestRelay } from './relay-helpers.ts';
+import {
+  parseRawAnswer,
+  permitEngine,
+  PIN,
+  startTestRelay,
+  type TestRelay,
+} from './relay-helpers.ts';
 
 const skipReason = await modelMissingReason('u2netp');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -75,19 +79,10 @@ function post(relay: TestRelay, localAddress: string, photo: Buffer): Promise<An
   });
 }
 
-/** An HTTP answer read off a raw socket (status line, headers, JSON body). */
+/** An HTTP answer read off a raw socket, with its Retry-After. */
 function parseRaw(text: string): Answer | undefined {
-  const end = text.indexOf('\r\n\r\n');
-  if (end < 0) return undefined;
-  const head = text.slice(0, end);
-  const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? NaN);
-  const body = text.slice(end + 4);
-  if (!(body.length >= length)) return undefined;
-  return {
-    status: Number(head.split(' ')[1]),
-    json: JSON.parse(body.slice(0, length)) as Answer['json'],
-    retryAfter: /retry-after: (\d+)/i.exec(head)?.[1],
-  };
+  const raw = parseRawAnswer(text);
+  return raw && { ...raw, retryAfter: /retry-after: (\d+)/i.exec(raw.head)?.[1] };
 }
 
 interface SlowUpload {
@@ -303,45 +298,6 @@ describe.skipIf(skipReason)('slow uploads, a socket flood, a stalled upload', ()
     for (const upload of stalled) upload.stop();
   });
 });
-
-/** The real engine, but each segment() waits for a permit. */
-function permitEngine() {
-  let permits = 0;
-  const waiting: (() => void)[] = [];
-  const grant = () => {
-    while (permits > 0 && waiting.length) {
-      permits--;
-      waiting.shift()!();
-    }
-  };
-  return {
-    permit(count = 1) {
-      permits += count;
-      grant();
-    },
-    createEngine: async (
-      model: string,
-      config: ReturnType<typeof loadRelayConfig>,
-    ): Promise<Engine> => {
-      const real = await createEngine({ model, modelsDir: config.modelsDir, threads: 1 });
-      return Object.assign(Object.create(real) as Engine, {
-        model: real.model,
-        async segment(...args: Parameters<Engine['segment']>) {
-          await new Promise<void>((resolve) => {
-            waiting.push(resolve);
-            grant();
-          });
-          return real.segment(...args);
-        },
-        dispose: () => {
-          permits = Infinity;
-          grant();
-          return real.dispose();
-        },
-      });
-    },
-  };
-}
 
 describe.skipIf(skipReason)('a fair share of the line', () => {
   const engine = permitEngine();

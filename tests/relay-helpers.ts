@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { loadRelayConfig } from '../electron/config/relay-config.ts';
+import { createEngine, type Engine } from '../electron/engine/index.ts';
 import { createRelay, type Relay, type RelayServices } from '../electron/relay/app.ts';
 import { createLogger } from '../electron/relay/logger.ts';
 
@@ -302,4 +303,46 @@ export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<bo
     () => true,
   );
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The real engine, but each segment() waits for a permit: tests hold photos in the engine (a busy
+ * line) and let them go. Pass `createEngine` to startTestRelay's services.
+ */
+export function permitEngine() {
+  let permits = 0;
+  const waiting: (() => void)[] = [];
+  const grant = () => {
+    while (permits > 0 && waiting.length) {
+      permits--;
+      waiting.shift()!();
+    }
+  };
+  return {
+    permit(count = 1) {
+      permits += count;
+      grant();
+    },
+    createEngine: async (
+      model: string,
+      config: ReturnType<typeof loadRelayConfig>,
+    ): Promise<Engine> => {
+      const real = await createEngine({ model, modelsDir: config.modelsDir, threads: 1 });
+      return Object.assign(Object.create(real) as Engine, {
+        model: real.model,
+        async segment(...args: Parameters<Engine['segment']>) {
+          await new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            grant();
+          });
+          return real.segment(...args);
+        },
+        dispose: () => {
+          permits = Infinity;
+          grant();
+          return real.dispose();
+        },
+      });
+    },
+  };
 }

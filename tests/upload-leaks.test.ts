@@ -7,10 +7,9 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { loadRelayConfig } from '../electron/config/relay-config.ts';
-import { createEngine, type Engine } from '../electron/engine/index.ts';
 import { modelMissingReason, syntheticPhoto } from './helpers.ts';
 import {
+  permitEngine,
   PIN,
   rawClient,
   settlesWithin,
@@ -118,45 +117,6 @@ describe.skipIf(skipReason)('a description refused before the photo part', () =>
     expect((await upload(relay.url, photo)).status).toBe(200);
   });
 });
-
-/** The real engine, but each segment() waits for a permit (as in abuse.test.ts). */
-function permitEngine() {
-  let permits = 0;
-  const waiting: (() => void)[] = [];
-  const grant = () => {
-    while (permits > 0 && waiting.length) {
-      permits--;
-      waiting.shift()!();
-    }
-  };
-  return {
-    permit(count = 1) {
-      permits += count;
-      grant();
-    },
-    createEngine: async (
-      model: string,
-      config: ReturnType<typeof loadRelayConfig>,
-    ): Promise<Engine> => {
-      const real = await createEngine({ model, modelsDir: config.modelsDir, threads: 1 });
-      return Object.assign(Object.create(real) as Engine, {
-        model: real.model,
-        async segment(...args: Parameters<Engine['segment']>) {
-          await new Promise<void>((resolve) => {
-            waiting.push(resolve);
-            grant();
-          });
-          return real.segment(...args);
-        },
-        dispose: () => {
-          permits = Infinity;
-          grant();
-          return real.dispose();
-        },
-      });
-    },
-  };
-}
 
 describe.skipIf(skipReason)('a body in flight holds its place in line', () => {
   const engine = permitEngine();

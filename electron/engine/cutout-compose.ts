@@ -1,3 +1,4 @@
+import { bilinearTaps } from './bilinear.ts';
 import { orientationView } from './orientation.ts';
 import type { RawImage } from './raw-image.ts';
 
@@ -16,22 +17,6 @@ export interface ComposeInput {
    * transparent (RGBA out).
    */
   background?: [number, number, number] | Uint8Array;
-}
-
-/** Source taps for bilinear sampling with pixel centres aligned (as PIL and libvips do). */
-function taps(sourceSize: number, targetSize: number) {
-  const lower = new Int32Array(targetSize);
-  const upper = new Int32Array(targetSize);
-  const weight = new Float32Array(targetSize);
-  const scale = sourceSize / targetSize;
-  for (let i = 0; i < targetSize; i++) {
-    const position = Math.min(Math.max((i + 0.5) * scale - 0.5, 0), sourceSize - 1);
-    const index = Math.floor(position);
-    lower[i] = index;
-    upper[i] = Math.min(index + 1, sourceSize - 1);
-    weight[i] = position - index;
-  }
-  return { lower, upper, weight };
 }
 
 interface WideRow {
@@ -56,8 +41,8 @@ export function composeCutout({ rgb, orientation, mask, background }: ComposeInp
   const out = new Uint8Array(width * height * channels);
   if (background instanceof Uint8Array) out.set(background.subarray(0, out.length));
   else if (background) Buffer.from(out.buffer).fill(Buffer.from(background));
-  const xs = taps(mask.width, width);
-  const ys = taps(mask.height, height);
+  const xs = bilinearTaps(mask.width, width);
+  const ys = bilinearTaps(mask.height, height);
   const source = rgb.data;
   const rows = new Map<number, WideRow>();
   const wideRow = (row: number): WideRow => {

@@ -1,3 +1,5 @@
+import { bilinearTaps } from './bilinear.ts';
+
 /**
  * Mask arithmetic for the quality pipeline (quality.ts): pure functions on single-channel float
  * planes (0..1), all upright. Kept free of models and sharp so each step can be tested alone.
@@ -36,27 +38,11 @@ export function planeToBytes(source: Plane): Uint8Array {
 
 const clamp01 = (value: number) => (value <= 0 ? 0 : value >= 1 ? 1 : value);
 
-/** Source taps for bilinear sampling with pixel centres aligned (as libvips and PIL do). */
-function taps(sourceSize: number, targetSize: number, offset = 0, span = sourceSize) {
-  const lower = new Int32Array(targetSize);
-  const upper = new Int32Array(targetSize);
-  const weight = new Float32Array(targetSize);
-  const scale = span / targetSize;
-  for (let i = 0; i < targetSize; i++) {
-    const position = Math.min(Math.max(offset + (i + 0.5) * scale - 0.5, 0), sourceSize - 1);
-    const index = Math.floor(position);
-    lower[i] = index;
-    upper[i] = Math.min(index + 1, sourceSize - 1);
-    weight[i] = position - index;
-  }
-  return { lower, upper, weight };
-}
-
 /** Bilinear resize (pixel centres aligned). */
 export function resizePlane(source: Plane, width: number, height: number): Plane {
   if (source.width === width && source.height === height) return source;
-  const xs = taps(source.width, width);
-  const ys = taps(source.height, height);
+  const xs = bilinearTaps(source.width, width);
+  const ys = bilinearTaps(source.height, height);
   const out = new Float32Array(width * height);
   const s = source.data;
   for (let y = 0; y < height; y++) {
@@ -81,8 +67,8 @@ export function resizePlane(source: Plane, width: number, height: number): Plane
  * up to 64 MP).
  */
 export function resizePlaneToBytes(source: Plane, width: number, height: number): Uint8Array {
-  const xs = taps(source.width, width);
-  const ys = taps(source.height, height);
+  const xs = bilinearTaps(source.width, width);
+  const ys = bilinearTaps(source.height, height);
   const wide = new Float32Array(source.height * width);
   for (let y = 0; y < source.height; y++) {
     const row = y * source.width;
@@ -386,8 +372,8 @@ export function guidedUpsample(
   // blends two widened rows; the guide's luma is computed on the way and alpha written as bytes
   // (no full-size float planes).
   const { width: fullWidth, height: fullHeight } = full;
-  const xs = taps(width, fullWidth);
-  const ys = taps(height, fullHeight);
+  const xs = bilinearTaps(width, fullWidth);
+  const ys = bilinearTaps(height, fullHeight);
   const wideA = new Float32Array(height * fullWidth);
   const wideB = new Float32Array(height * fullWidth);
   for (let y = 0; y < height; y++) {
@@ -456,8 +442,8 @@ export function decontaminate(
   }
   // Only edge pixels are visited, so the small planes are sampled there rather than resized.
   const A = alpha.data;
-  const xs = taps(width, alpha.width);
-  const ys = taps(height, alpha.height);
+  const xs = bilinearTaps(width, alpha.width);
+  const ys = bilinearTaps(height, alpha.height);
   const sampled = new Float32Array(6);
   for (let y = 0; y < alpha.height; y++) {
     const top = ys.lower[y]! * width;
