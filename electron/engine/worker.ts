@@ -51,8 +51,11 @@ function send(message: FromWorker): void {
 }
 
 let session: ort.InferenceSession;
-/** The person model for the quality pipeline, when it is installed. */
-let personSession: ort.InferenceSession | undefined;
+/**
+ * The person model for the quality pipeline, when it is installed: loaded on its first use (the
+ * person step is off by default, so most relays never load it).
+ */
+let personSession: Promise<ort.InferenceSession> | undefined;
 /** Serialises inference: one run at a time on the sessions, in arrival order. */
 let inferenceTail: Promise<unknown> = Promise.resolve();
 
@@ -96,14 +99,20 @@ function qualityModels(): QualityModels {
       height: spec.input.height,
       run: async (rgb) => (await infer(rgb)).mask,
     },
-    person:
-      person && personSession
-        ? {
-            width: person.spec.input.width,
-            height: person.spec.input.height,
-            run: async (rgb) => (await runModel(personSession!, person.spec, rgb)).mask,
-          }
-        : undefined,
+    person: person && {
+      width: person.spec.input.width,
+      height: person.spec.input.height,
+      run: async (rgb) => {
+        // A failed load is tried again next time rather than kept.
+        personSession ??= createSession(person.modelPath, config.threads).catch(
+          (error: unknown) => {
+            personSession = undefined;
+            throw error;
+          },
+        );
+        return (await runModel(await personSession, person.spec, rgb)).mask;
+      },
+    },
   };
 }
 
@@ -318,7 +327,6 @@ async function start(): Promise<void> {
   const started = performance.now();
   try {
     session = await createSession(config.modelPath, config.threads);
-    if (config.person) personSession = await createSession(config.person.modelPath, config.threads);
   } catch (error) {
     send({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
     return;
