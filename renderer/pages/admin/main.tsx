@@ -1,6 +1,7 @@
 import { StrictMode, type ReactNode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ClientsPanel } from '../../features/clients/ClientsPanel';
+import { ClusterPanel } from '../../features/cluster/ClusterPanel';
 import { JoinPanel } from '../../features/join/JoinPanel';
 import { DiskWarning } from '../../features/metrics/DiskWarning';
 import { MetricsPanel } from '../../features/metrics/MetricsPanel';
@@ -71,6 +72,9 @@ function Dashboard() {
         <aside className="side-column">
           <Panel id="join" title={t.join}>
             <JoinPanel />
+          </Panel>
+          <Panel id="machines" title={t.machines}>
+            <ClusterPanel />
           </Panel>
           <Panel id="upload" title={t.upload}>
             <UploadPanel />
