@@ -13,6 +13,7 @@ test('the original message assembled from buffers is byte-identical to JSON.stri
     width: 120,
     height: 80,
     cutoutUrl: '/api/photos/x/cutout',
+    compactUrl: '/api/photos/x/cutout.webp',
   };
   const expected = JSON.stringify({
     imageData: png.toString('base64'),

@@ -332,11 +332,15 @@ describe.skipIf(skipReason)('guests see what the walls see, nothing more', () =>
         MISSING_ID,
       );
       expect(missing.status).toBe(404);
-      for (const id of absent) {
-        const cutout = await get(`/api/photos/${id}/cutout`, guest.headers);
-        expect(await answer(cutout, id), `${guest.name} cutout`).toEqual(missing);
+      // The PNG and protocol 2's compact WebP alike.
+      for (const route of ['cutout', 'cutout.webp']) {
+        for (const id of absent) {
+          const cutout = await get(`/api/photos/${id}/${route}`, guest.headers);
+          expect(await answer(cutout, id), `${guest.name} ${route}`).toEqual(missing);
+        }
+        const shown = await get(`/api/photos/${ids.shown}/${route}`, guest.headers);
+        expect(shown.status, `${guest.name} ${route}`).toBe(200);
       }
-      expect((await get(`/api/photos/${ids.shown}/cutout`, guest.headers)).status).toBe(200);
       // Full-size renders are the operator's, even of a photo on the walls.
       const full = await get(`/api/photos/${ids.shown}/cutout?size=full`, guest.headers);
       expect(await answer(full, ids.shown), `${guest.name} full`).toEqual(missing);
@@ -391,6 +395,9 @@ describe.skipIf(skipReason)('guests see what the walls see, nothing more', () =>
       const cutout = await get(`/api/photos/${ids.shown}/cutout`, guest.headers);
       expect(cutout.headers.get('content-type')).toBe('image/png');
       await expectNoMetadata(Buffer.from(await cutout.arrayBuffer()));
+      const compact = await get(`/api/photos/${ids.shown}/cutout.webp`, guest.headers);
+      const meta = await sharp(Buffer.from(await compact.arrayBuffer())).metadata();
+      expect([meta.format, meta.exif, meta.xmp]).toEqual(['webp', undefined, undefined]);
       const list = await (await get('/api/photos', guest.headers)).text();
       expect(list).not.toMatch(/gps|exif|TestPhone/i);
     }

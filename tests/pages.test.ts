@@ -98,6 +98,12 @@ describe.skipIf(skipReason)('LAN pages in Chromium', () => {
       )
       .toBeGreaterThan(0);
     await shownOnWall(display.page, 'Hello from the phone');
+    // Protocol 2's compact rendition, not the PNG (issue 12 §4).
+    const src = await display.page
+      .locator('figure.shown', { hasText: 'Hello from the phone' })
+      .locator('img')
+      .getAttribute('src');
+    expect(src).toMatch(/^\/api\/photos\/[0-9a-f-]{36}\/cutout\.webp\?/);
     await uploader.page.screenshot({
       path: path.join(artifacts, 'uploader-phone.png'),
       fullPage: true,

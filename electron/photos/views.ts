@@ -37,6 +37,7 @@ export function photoEvent(record: PhotoRecord): PhotoEvent {
     width: record.width ?? 0,
     height: record.height ?? 0,
     cutoutUrl: `/api/photos/${record.id}/cutout`,
+    compactUrl: `/api/photos/${record.id}/cutout.webp`,
   };
 }
 
