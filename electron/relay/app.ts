@@ -2,7 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { PhotoRelayError } from '../../shared/errors.ts';
-import { HISTORY_ON_CONNECT } from '../../shared/protocol.ts';
+import { CLOSE_CODES, HISTORY_ON_CONNECT } from '../../shared/protocol.ts';
+import { createCluster } from '../cluster/index.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import { createEngine, type Engine } from '../engine/index.ts';
 import { Settings } from '../photos/settings.ts';
@@ -26,6 +27,7 @@ import { hostPolicy, originPolicy } from './origin-policy.ts';
 import { pagesRouter } from './pages.ts';
 import { Processor } from './processor.ts';
 import { publicRouter } from './public-routes.ts';
+import { CompactRenditions } from './renditions.ts';
 import { WallCredentials } from './wall-credentials.ts';
 import { upgradeHandler } from './ws-upgrade.ts';
 
@@ -157,6 +159,7 @@ export async function createRelay(
     onClientsChanged: () => feed.clientsChanged(),
     dashboardSnapshot: () => view.snapshot(),
   });
+  const renditions = new CompactRenditions({ store, logger });
   const processor: Processor = new Processor({
     store,
     engine,
@@ -165,7 +168,34 @@ export async function createRelay(
     metrics,
     settings,
     backgroundImage,
-    changes: feed,
+    changes: renditions.following(feed),
+    // With shared workers, more of this relay's photos may be out at once than its engine takes.
+    turns: config.redisUrl ? 8 : 2,
+  });
+  // One machine, or one of several sharing the event through Redis (cluster/).
+  const cluster = createCluster({
+    config,
+    store,
+    settings,
+    processor,
+    broadcaster,
+    engine,
+    logger,
+    closePinSockets: () =>
+      broadcaster.closeWhere(
+        (credential) => credential.kind === 'pin',
+        CLOSE_CODES.pinRotated,
+        'the event PIN was changed',
+      ),
+    walls: wallCredentials,
+    closeWallSockets: (id) => {
+      broadcaster.closeWhere(
+        (credential) => credential.kind === 'wall' && credential.wallId === id,
+        CLOSE_CODES.wallRevoked,
+        'this display was removed by the operator',
+      );
+      feed.clientsChanged();
+    },
   });
   const pins = new PinGuard(() => settings.current().pin, wallCredentials);
   // Caps on what anonymous clients can hold: uploads, places in line, sockets (admission.ts).
@@ -179,6 +209,7 @@ export async function createRelay(
   app.use(originPolicy(config.corsOrigins));
   app.use(hostPolicy(config));
   app.use(pagesRouter());
+  if (cluster.router) app.use(cluster.router);
   app.use(
     publicRouter({
       config,
@@ -193,6 +224,12 @@ export async function createRelay(
       admission,
       baseUrls,
       stopping: isStopping,
+      renditions,
+      health: () => ({
+        role: 'relay',
+        cluster: cluster.mode,
+        redis: config.redisUrl ? (cluster.redisState() ?? 'down') : null,
+      }),
     }),
   );
   const admin = adminRouter({
@@ -205,6 +242,7 @@ export async function createRelay(
     view,
     feed,
     walls: wallCredentials,
+    cluster,
   });
   app.use('/admin/api', admin.api);
   app.use(admin.downloads);
@@ -225,6 +263,7 @@ export async function createRelay(
       logger,
       metrics,
       stopping: isStopping,
+      peerOrigins: () => cluster.peerOrigins(),
     }),
   });
   server.on('request', dispatch.request);
@@ -271,6 +310,7 @@ export async function createRelay(
       const { port } = server.address() as AddressInfo;
       if (!started) {
         started = true;
+        cluster.start(config.publicUrl ?? baseUrls()[0] ?? `http://127.0.0.1:${port}`);
         Object.assign(lifecycle, processor.resumeUnfinished());
         feed.start();
       }
@@ -315,6 +355,7 @@ export async function createRelay(
         new Promise((resolve) => (graceTimer = setTimeout(resolve, config.shutdownGraceMs))),
       ]);
       clearTimeout(graceTimer);
+      await cluster.stop();
       await engine.dispose();
       await processor.drain();
       await broadcaster.close();

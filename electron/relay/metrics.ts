@@ -1,10 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProcessRole } from '../../shared/cluster.ts';
 import type { ClientRole } from '../../shared/protocol.ts';
 
 /** The relay's Prometheus metrics, in a registry of its own (tests run several relays). */
-export function createMetrics() {
+export function createMetrics(role: ProcessRole = 'relay') {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'photo_relay_' });
+  // Which part this process plays among the event's machines (a relay or a `worker`).
+  new Gauge({
+    name: 'photo_relay_process_role',
+    help: 'The role of this process (1 for its role)',
+    labelNames: ['role'] as const,
+    registers: [registry],
+  }).set({ role }, 1);
   const connections = new Gauge({
     name: 'photo_relay_ws_connections',
     help: 'Open WebSocket connections by role',

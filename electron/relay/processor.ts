@@ -3,7 +3,7 @@ import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import type { PhotoEvent } from '../../shared/protocol.ts';
-import type { Engine, MaskImage } from '../engine/index.ts';
+import type { Engine, MaskImage, SegmentOptions, SegmentResult } from '../engine/index.ts';
 import type { CutoutMode } from '../engine/quality.ts';
 import type { Settings } from '../photos/settings.ts';
 import { photoEvent } from '../photos/views.ts';
@@ -19,6 +19,22 @@ export interface ProcessedPhoto {
   record: PhotoRecord;
   event: PhotoEvent;
 }
+
+/** The other relays of the event (cluster/shared-event.ts), when there are any. */
+export interface SharedChanges {
+  photoDone(record: PhotoRecord): void;
+  moderated(record: PhotoRecord): void;
+  removed(id: string): void;
+}
+
+/**
+ * The event's shared workers (cluster/inference.ts): a photo's cut-out made elsewhere, or
+ * undefined when they cannot be used now (this relay's engine then makes it).
+ */
+export type SharedInferenceFn = (
+  record: PhotoRecord,
+  options: SegmentOptions,
+) => Promise<SegmentResult | undefined>;
 
 /** Who else hears about a photo's changes (the dashboard feed). */
 export interface PhotoChanges {
@@ -95,7 +111,9 @@ export class Processor {
   private readonly fullRenderLine: (() => void)[] = [];
   /** Keeping full renders one at a time, so the disk budget is checked against what is there. */
   private fullRenderKeeping: Promise<void> = Promise.resolve();
-  private readonly turns = new EngineTurns();
+  private readonly turns: EngineTurns;
+  private shared: SharedChanges | undefined;
+  private sharedInference: SharedInferenceFn | undefined;
 
   constructor(
     private readonly deps: {
@@ -107,8 +125,18 @@ export class Processor {
       settings: Settings;
       backgroundImage: BackgroundImage;
       changes: PhotoChanges;
+      /** Photos in the engine at once (2: one decodes while the other is inferred). */
+      turns?: number;
     },
-  ) {}
+  ) {
+    this.turns = new EngineTurns(deps.turns ?? 2);
+  }
+
+  /** Several machines: changes told to the other relays, cut-outs made by the shared workers. */
+  shareWith(shared: SharedChanges, inference: SharedInferenceFn | undefined): void {
+    this.shared = shared;
+    this.sharedInference = inference;
+  }
 
   /** The last 200 processing times (ms), for the dashboard's percentiles. */
   readonly recent: number[] = [];
@@ -116,15 +144,43 @@ export class Processor {
   /** Approval mode: lets a held-back photo reach the walls. */
   async approve(record: PhotoRecord): Promise<PhotoRecord | undefined> {
     const updated = this.deps.store.setApproved(record.id, true);
-    if (updated) await this.announce(record, updated);
+    if (updated) {
+      this.shared?.moderated(updated);
+      await this.announce(record, updated);
+    }
     return updated;
   }
 
   /** Takes a photo off every wall (or puts it back). */
   async setHidden(record: PhotoRecord, hidden: boolean): Promise<PhotoRecord | undefined> {
     const updated = this.deps.store.setHidden(record.id, hidden);
-    if (updated) await this.announce(record, updated);
+    if (updated) {
+      this.shared?.moderated(updated);
+      await this.announce(record, updated);
+    }
     return updated;
+  }
+
+  /** Another relay's moderation click (cluster/): the same state here, the walls told. */
+  async applyShared(id: string, state: { hidden: boolean; approved: boolean }): Promise<void> {
+    const { store } = this.deps;
+    const before = store.get(id);
+    if (!before) return;
+    store.setHidden(id, state.hidden);
+    const after = store.setApproved(id, state.approved);
+    if (after) await this.announce(before, after);
+  }
+
+  /** A photo another relay finished (cluster/), its cut-out stored here: on the walls if it is. */
+  showShared(record: PhotoRecord, cutout: Buffer): void {
+    if (isOnWalls(record)) this.deps.broadcaster.broadcastPhoto(photoEvent(record), cutout);
+    this.deps.changes.changed(record);
+  }
+
+  /** Another relay deleted a photo: gone here too. */
+  async removeShared(id: string): Promise<void> {
+    const record = this.deps.store.get(id);
+    if (record) await this.removeHere(record);
   }
 
   /** Tells the walls and the dashboard what a moderation change did to a photo. */
@@ -147,6 +203,11 @@ export class Processor {
    * it answered 410 E_PHOTO_DELETED (final: the phone does not send it again).
    */
   async remove(record: PhotoRecord): Promise<void> {
+    this.shared?.removed(record.id);
+    await this.removeHere(record);
+  }
+
+  private async removeHere(record: PhotoRecord): Promise<void> {
     await this.deps.store.remove(record);
     this.jobs.get(record.id)?.cancel();
     this.deps.broadcaster.broadcastRemoved(record.id);
@@ -247,6 +308,7 @@ export class Processor {
         holdForApproval: settings.current().approvalMode,
       });
       if (!done) throw deleted(record.id);
+      this.shared?.photoDone(done);
       const event = photoEvent(done);
       // Decided from the record just written, in the same tick as the broadcast: a photo hidden
       // or held before it was done never reaches a wall.
@@ -317,7 +379,7 @@ export class Processor {
           { event: 'processing.start', photo: record.id, attempt: attempted },
           'processing',
         );
-        return await this.segment(await store.readOriginal(record));
+        return await this.segment(processing);
       } catch (error) {
         const crashed = error instanceof PhotoRelayError && error.code === 'E_ENGINE_CRASHED';
         if (!crashed || attempted >= MAX_CRASHED_ATTEMPTS) throw error;
@@ -336,17 +398,22 @@ export class Processor {
    * used must not fail uploads: if the photo fails with it but works without it, the image is
    * dropped (transparent from now on) and the photo goes through.
    */
-  private async segment(bytes: Buffer) {
-    const { engine, settings, backgroundImage, logger } = this.deps;
+  private async segment(record: PhotoRecord) {
+    const { engine, settings, backgroundImage, logger, store } = this.deps;
     const { background, displayMaxEdge, cutoutMode: mode } = settings.current();
     const withImage = background === 'image' && backgroundImage.bytes;
     if (!withImage) {
-      return engine.segment(bytes, {
+      const options = {
         maxEdge: displayMaxEdge,
         mode,
         background: background.startsWith('#') ? background : undefined,
-      });
+      };
+      // The shared workers when there are some (a background image is this relay's file: such
+      // photos are made here).
+      const made = await this.sharedInference?.(record, options);
+      return made ?? engine.segment(await store.readOriginal(record), options);
     }
+    const bytes = await store.readOriginal(record);
     try {
       return await engine.segment(bytes, {
         maxEdge: displayMaxEdge,

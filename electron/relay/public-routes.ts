@@ -7,6 +7,7 @@ import type { PinGuard } from './auth.ts';
 import type { Broadcaster } from './broadcaster.ts';
 import type { Metrics } from './metrics.ts';
 import type { Processor } from './processor.ts';
+import { compactCutout, type CompactRenditions } from './renditions.ts';
 import { uploadHandler, type UploadDeps } from './upload-route.ts';
 
 export interface PublicDeps extends UploadDeps {
@@ -15,6 +16,9 @@ export interface PublicDeps extends UploadDeps {
   pins: PinGuard;
   metrics: Metrics;
   baseUrls: () => string[];
+  /** The part this process plays among the event's machines (cluster/), for /healthz. */
+  health: () => { role: 'relay'; cluster: 'single' | 'cluster'; redis: string | null };
+  renditions: CompactRenditions;
 }
 
 const PHOTO_ID = /^[0-9a-f-]{36}$/;
@@ -71,6 +75,7 @@ export function publicRouter(deps: PublicDeps): Router {
     const ready = !deps.stopping();
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ok' : 'stopping',
+      ...deps.health(),
       model: engine.model.id,
       queue: processor.pending,
       displays: broadcaster.counts().display,
@@ -103,6 +108,12 @@ export function publicRouter(deps: PublicDeps): Router {
     res.setHeader('Content-Disposition', `inline; filename="${record.id}.png"`);
     res.sendFile(store.cutoutPath(record.id));
   });
+
+  router.get(
+    '/api/photos/:id/cutout.webp',
+    requirePinOrWall,
+    compactCutout(deps.renditions, (id) => findOnWalls(store, id)),
+  );
 
   // Originals (as uploaded, EXIF and GPS included) are the operator's:
   // GET /admin/api/photos/:id/original. The old public path stays, answering 404 for every id.

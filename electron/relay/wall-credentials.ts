@@ -42,6 +42,8 @@ export class WallCredentials {
   private readonly seen = new Map<string, string>();
   /** New credentials per address (in memory: a restart starts the count again). */
   private readonly issues = new RateLimiterMemory(ISSUES_PER_ADDRESS);
+  /** The other relays of the event (cluster/): a wall let in here is let in there too. */
+  private shared: { issued(row: WallRow): void; revoked(id: string): void } | undefined;
 
   constructor(
     private readonly table: WallTable,
@@ -74,15 +76,32 @@ export class WallCredentials {
     const token = randomBytes(24).toString('base64url');
     const now = new Date().toISOString();
     const id = randomUUID();
-    this.table.addWall({
+    const row = {
       id,
       tokenHash: hashOf(token).toString('hex'),
       label: label.slice(0, 300),
       createdAt: now,
       lastSeenAt: now,
-    });
+    };
+    this.table.addWall(row);
     this.written.set(id, Date.now());
+    this.shared?.issued(row);
     return { id, token };
+  }
+
+  /** Several machines: credentials issued or revoked here are told to the other relays. */
+  shareWith(shared: { issued(row: WallRow): void; revoked(id: string): void }): void {
+    this.shared = shared;
+  }
+
+  /**
+   * A credential another relay of the event issued (only its hash travels), so a wall can move
+   * here when its relay dies. False when it was known already.
+   */
+  adopt(row: WallRow): boolean {
+    if (this.table.listWalls().some((known) => known.id === row.id)) return false;
+    this.table.addWall(row);
+    return true;
   }
 
   /**
@@ -126,10 +145,12 @@ export class WallCredentials {
   }
 
   /** Deletes the credential (its token is refused from now on); false when it is unknown. */
-  revoke(id: string): boolean {
+  revoke(id: string, { share = true } = {}): boolean {
     this.written.delete(id);
     this.seen.delete(id);
-    return this.table.removeWall(id);
+    const removed = this.table.removeWall(id);
+    if (removed && share) this.shared?.revoked(id);
+    return removed;
   }
 
   private get full(): boolean {

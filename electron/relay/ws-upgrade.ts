@@ -25,6 +25,8 @@ export interface UpgradeDeps {
   stopping: () => boolean;
   /** Connections per address and in all (admission.ts). */
   admission: Admission;
+  /** The other relays of the event (cluster/): a wall page served by one may connect here. */
+  peerOrigins: () => string[];
 }
 
 /**
@@ -136,7 +138,11 @@ export function upgradeHandler(deps: UpgradeDeps) {
           ? 'E_SHUTTING_DOWN'
           : !hostAllowed(req.headers.host, config)
             ? 'E_HOST_FORBIDDEN'
-            : origin && !originAllowed(origin, req.headers.host, config.corsOrigins)
+            : origin &&
+                !originAllowed(origin, req.headers.host, [
+                  ...config.corsOrigins,
+                  ...deps.peerOrigins(),
+                ])
               ? 'E_ORIGIN_FORBIDDEN'
               : undefined;
     if (early) {

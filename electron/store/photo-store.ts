@@ -21,6 +21,11 @@ export interface PhotoRecord extends PhotoListItem {
   height: number | null;
   /** Processing attempts started. */
   attempts: number;
+  /**
+   * The relay that accepted the photo when it is not this one (several machines, cluster/): its
+   * cut-out is a copy fetched from there; the original, the mask and full renders stay there.
+   */
+  origin: string | null;
 }
 
 /** What an Idempotency-Key recorded: the photo it made and a fingerprint of the request. */
@@ -47,6 +52,7 @@ interface Row {
   hidden: number;
   approved: number;
   attempts: number;
+  origin: string | null;
 }
 
 const toRecord = (row: Row): PhotoRecord => ({
@@ -64,6 +70,7 @@ const toRecord = (row: Row): PhotoRecord => ({
   hidden: row.hidden === 1,
   approved: row.approved === 1,
   attempts: row.attempts,
+  origin: row.origin,
 });
 
 function storageError(action: string, error: unknown): PhotoRelayError {
@@ -181,6 +188,12 @@ export class PhotoStore {
         created_at TEXT NOT NULL,
         last_seen_at TEXT NOT NULL
       );
+      -- Changes to tell the other relays (cluster/), kept until Redis has them: an outbox that
+      -- survives Redis being away and this process being killed.
+      CREATE TABLE IF NOT EXISTS shared_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message TEXT NOT NULL
+      );
     `);
     // Columns added after the first release.
     const columns = new Set(
@@ -190,6 +203,7 @@ export class PhotoStore {
       hidden: 'INTEGER NOT NULL DEFAULT 0',
       approved: 'INTEGER NOT NULL DEFAULT 1',
       attempts: 'INTEGER NOT NULL DEFAULT 0',
+      origin: 'TEXT',
     };
     for (const [name, type] of Object.entries(added)) {
       if (!columns.has(name)) this.db.exec(`ALTER TABLE photos ADD COLUMN ${name} ${type}`);
@@ -200,8 +214,10 @@ export class PhotoStore {
     return path.join(this.dir, 'originals', `${id}.${fileExtension(format)}`);
   }
 
-  cutoutPath(id: string, variant: 'display' | 'full' = 'display'): string {
-    return path.join(this.dir, 'cutouts', variant === 'display' ? `${id}.png` : `${id}.full.png`);
+  /** `compact`: the walls' WebP rendition (relay/renditions.ts). */
+  cutoutPath(id: string, variant: 'display' | 'full' | 'compact' = 'display'): string {
+    const name = { display: `${id}.png`, full: `${id}.full.png`, compact: `${id}.webp` }[variant];
+    return path.join(this.dir, 'cutouts', name);
   }
 
   maskPath(id: string): string {
@@ -345,6 +361,7 @@ export class PhotoStore {
         this.originalPath(id, inputFormat),
         this.cutoutPath(id),
         this.cutoutPath(id, 'full'),
+        this.cutoutPath(id, 'compact'),
         this.maskPath(id),
       ].map((file) => rm(file, { force: true })),
     );
@@ -507,6 +524,68 @@ export class PhotoStore {
       }
     }
     return removed;
+  }
+
+  /**
+   * A photo another relay accepted and finished (cluster/): its cut-out stored, then its row as
+   * done with `origin` set, unless the photo is already known here (a message heard twice).
+   * Returns the new record, or undefined when it was known.
+   */
+  async importShared(
+    photo: Omit<PhotoRecord, 'status' | 'errorCode' | 'errorMessage' | 'attempts'> & {
+      origin: string;
+    },
+    cutout: Uint8Array,
+  ): Promise<PhotoRecord | undefined> {
+    if (this.get(photo.id)) return undefined;
+    try {
+      await writeDurably(this.cutoutPath(photo.id), cutout);
+    } catch (error) {
+      throw storageError('store a cut-out from another relay', error);
+    }
+    const inserted = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO photos (id, status, received_at, description, original_filename,
+           input_format, processing_ms, width, height, hidden, approved, origin, seq)
+         VALUES (?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM photos))`,
+      )
+      .run(
+        photo.id,
+        photo.timestamp,
+        photo.description,
+        photo.originalFilename,
+        photo.inputFormat,
+        photo.processingTime,
+        photo.width,
+        photo.height,
+        photo.hidden ? 1 : 0,
+        photo.approved ? 1 : 0,
+        photo.origin,
+      );
+    return inserted.changes === 1 ? this.get(photo.id) : undefined;
+  }
+
+  /** Keeps a change for the other relays until it is shared (cluster/shared-event.ts). */
+  queueShared(message: unknown): void {
+    this.db.prepare('INSERT INTO shared_outbox (message) VALUES (?)').run(JSON.stringify(message));
+  }
+
+  /** The oldest changes not yet shared. */
+  listUnshared(limit: number): { seq: number; message: unknown }[] {
+    return (
+      this.db.prepare('SELECT seq, message FROM shared_outbox ORDER BY seq LIMIT ?').all(limit) as {
+        seq: number;
+        message: string;
+      }[]
+    ).map((row) => ({ seq: row.seq, message: JSON.parse(row.message) as unknown }));
+  }
+
+  countUnshared(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM shared_outbox').get() as { n: number }).n;
+  }
+
+  markShared(seq: number): void {
+    this.db.prepare('DELETE FROM shared_outbox WHERE seq <= ?').run(seq);
   }
 
   close(): void {

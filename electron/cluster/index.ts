@@ -1,0 +1,290 @@
+import os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Router } from 'express';
+import type { ClusterRelay, ClusterStatus, ClusterWorker } from '../../shared/cluster.ts';
+import type { RelayConfig } from '../config/relay-config.ts';
+import type { Engine } from '../engine/index.ts';
+import type { Settings } from '../photos/settings.ts';
+import type { PhotoStore } from '../store/photo-store.ts';
+import type { Broadcaster } from '../relay/broadcaster.ts';
+import type { Logger } from '../relay/logger.ts';
+import type { Processor } from '../relay/processor.ts';
+import type { WallCredentials } from '../relay/wall-credentials.ts';
+import { clusterRouter, fetchClusterFile } from './cluster-routes.ts';
+import {
+  InferenceWorker,
+  SharedInference,
+  fetchOriginal,
+  type OriginalSource,
+} from './inference.ts';
+import { keepPresence, readPresence } from './presence.ts';
+import { RedisLink, eventKeys } from './redis-link.ts';
+import { SharedEvent } from './shared-event.ts';
+
+/**
+ * A relay's place among the machines of its event. Without REDIS_URL it is on its own (the
+ * embedded default: nothing else runs). With it, the relay shares the event (shared-event.ts),
+ * sends its photos to the shared workers (inference.ts), runs a worker itself unless
+ * LOCAL_WORKER=0, and keeps working alone while Redis is away.
+ */
+export interface Cluster {
+  readonly mode: 'single' | 'cluster';
+  /** The routes other machines use (404 for everyone else). */
+  readonly router: Router | undefined;
+  /** Once the relay listens and knows its URL. */
+  start(url: string): void;
+  status(): Promise<ClusterStatus>;
+  /** Redis's state now (undefined on its own). */
+  redisState(): string | undefined;
+  /** The origins of the event's other relays (their wall pages may connect here). */
+  peerOrigins(): string[];
+  stop(): Promise<void>;
+}
+
+export interface ClusterDeps {
+  config: RelayConfig;
+  store: PhotoStore;
+  settings: Settings;
+  processor: Processor;
+  broadcaster: Broadcaster;
+  engine: Engine;
+  logger: Logger;
+  /** The guest PIN changed on another relay: close this relay's sockets opened with the old one. */
+  closePinSockets(): void;
+  walls: WallCredentials;
+  /** A wall credential revoked on another relay: close its sockets here (4002). */
+  closeWallSockets(id: string): void;
+}
+
+const RELAY_ID_SETTING = 'cluster.relayId';
+
+/** This relay's id among the event's machines: made once per data folder and kept. */
+function relayId(store: PhotoStore): string {
+  let id = store.getSetting<string | undefined>(RELAY_ID_SETTING, undefined);
+  if (!id) {
+    id = `relay-${randomUUID().slice(0, 8)}`;
+    store.setSetting(RELAY_ID_SETTING, id);
+  }
+  return id;
+}
+
+function localWorkerEntry(deps: ClusterDeps, startedAt: string): ClusterWorker {
+  const stats = deps.engine.stats();
+  return {
+    id: 'local',
+    host: os.hostname(),
+    kind: 'local',
+    threads: deps.config.threads ?? Math.min(4, os.availableParallelism()),
+    model: deps.engine.model.id,
+    startedAt,
+    lastSeenAt: new Date().toISOString(),
+    online: true,
+    running: stats.inWorker,
+    done: stats.completed,
+    failed: stats.failed,
+  };
+}
+
+function relayEntry(deps: ClusterDeps, id: string, url: string, startedAt: string) {
+  return {
+    id,
+    url,
+    startedAt,
+    walls: deps.broadcaster.counts().display,
+    pending: deps.processor.pending,
+    localWorker: deps.config.localWorker,
+  };
+}
+
+export function createCluster(deps: ClusterDeps): Cluster {
+  const startedAt = new Date().toISOString();
+  const id = relayId(deps.store);
+  if (!deps.config.redisUrl) {
+    let url = '';
+    return {
+      mode: 'single',
+      router: undefined,
+      start(selfUrl) {
+        url = selfUrl;
+      },
+      redisState: () => undefined,
+      peerOrigins: () => [],
+      status() {
+        return Promise.resolve({
+          mode: 'single',
+          role: 'relay',
+          selfId: id,
+          redis: null,
+          relays: [
+            {
+              ...relayEntry(deps, id, url, startedAt),
+              lastSeenAt: new Date().toISOString(),
+              online: true,
+              self: true,
+            },
+          ],
+          workers: [localWorkerEntry(deps, startedAt)],
+          queue: null,
+          unshared: 0,
+        });
+      },
+      stop: () => Promise.resolve(),
+    };
+  }
+  return joinedCluster(deps, id, startedAt, deps.config.redisUrl);
+}
+
+function joinedCluster(
+  deps: ClusterDeps,
+  id: string,
+  startedAt: string,
+  redisUrl: string,
+): Cluster {
+  const { config, store, processor, logger } = deps;
+  const link = new RedisLink(redisUrl);
+  const keys = eventKeys(config.redisPrefix);
+  let url = '';
+  const shared: SharedEvent = new SharedEvent({
+    link,
+    keys,
+    store,
+    settings: deps.settings,
+    logger,
+    self: {
+      id,
+      get url() {
+        return url;
+      },
+    },
+    handlers: {
+      photoArrived: (record, cutout) => processor.showShared(record, cutout),
+      moderated: (photoId, state) => processor.applyShared(photoId, state),
+      removed: (photoId) => processor.removeShared(photoId),
+      pinChanged: () => deps.closePinSockets(),
+      wallIssued: (row) => deps.walls.adopt(row),
+      wallRevoked: (wallId) => {
+        if (deps.walls.revoke(wallId, { share: false })) deps.closeWallSockets(wallId);
+      },
+    },
+    fetchCutout: (origin, photoId): Promise<Buffer> =>
+      fetchClusterFile(
+        `${origin}/cluster/photos/${encodeURIComponent(photoId)}/cutout`,
+        shared.secret,
+        'cut-out',
+      ),
+  });
+  const inference = new SharedInference(link, keys);
+  const secret = () =>
+    shared.secret
+      ? Promise.resolve(shared.secret)
+      : Promise.reject(new Error('the event secret is not known yet'));
+  // A photo this relay accepted is read from its own disk; another relay's over HTTP.
+  const remoteOriginal = fetchOriginal(secret);
+  const original: OriginalSource = async (job) => {
+    if (job.relayId !== id) return remoteOriginal(job);
+    const record = store.get(job.photoId);
+    if (!record) throw new Error(`photo ${job.photoId} is gone`);
+    return store.readOriginal(record);
+  };
+  let worker: InferenceWorker | undefined;
+  const stops: (() => Promise<void>)[] = [];
+  // The other relays' origins, refreshed in the background (the upgrade check is synchronous).
+  let peers: string[] = [];
+  const refreshPeers = async () => {
+    const relays = await readPresence<{ id: string; url: string; lastSeenAt: string }>(
+      link,
+      keys.relays,
+    );
+    peers = relays.filter((relay) => relay.id !== id).map((relay) => new URL(relay.url).origin);
+  };
+  link.on('down', () =>
+    logger.warn(
+      { event: 'cluster.redis-down', redis: link.state().url, err: link.state().lastError },
+      'Redis is away: this relay carries on alone and rejoins when it is back',
+    ),
+  );
+  link.on('up', () => logger.info({ event: 'cluster.redis-up' }, 'Redis reached'));
+
+  return {
+    mode: 'cluster',
+    router: clusterRouter(store, () => shared.secret),
+    redisState: () => link.state().state,
+    peerOrigins: () => peers,
+    start(selfUrl) {
+      url = selfUrl;
+      shared.start();
+      deps.walls.shareWith(shared);
+      processor.shareWith(shared, (record, options) =>
+        inference.segment(
+          {
+            photoId: record.id,
+            relayId: id,
+            relayUrl: url,
+            inputFormat: record.inputFormat,
+            options,
+          },
+          record.attempts,
+        ),
+      );
+      stops.push(keepPresence(link, keys.relays, id, () => relayEntry(deps, id, url, startedAt)));
+      const peersTimer = setInterval(() => void refreshPeers().catch(() => undefined), 5000);
+      peersTimer.unref();
+      void refreshPeers().catch(() => undefined);
+      stops.push(() => {
+        clearInterval(peersTimer);
+        return Promise.resolve();
+      });
+      if (config.localWorker) {
+        worker = new InferenceWorker(link, keys, deps.engine, original, { concurrency: 2 });
+        const running = worker;
+        stops.push(
+          keepPresence(link, keys.workers, running.id, () => ({
+            host: os.hostname(),
+            kind: 'local',
+            threads: config.threads ?? Math.min(4, os.availableParallelism()),
+            model: deps.engine.model.id,
+            startedAt,
+            ...running.counters,
+          })),
+        );
+      }
+    },
+    async status() {
+      const [relays, workers, queue] = await Promise.all([
+        readPresence<Omit<ClusterRelay, 'online' | 'self'>>(link, keys.relays),
+        readPresence<Omit<ClusterWorker, 'online'>>(link, keys.workers),
+        inference.counts(),
+      ]);
+      return {
+        mode: 'cluster',
+        role: 'relay',
+        selfId: id,
+        redis: link.state(),
+        relays: [
+          ...relays.map((relay) => ({ ...relay, self: relay.id === id })),
+          // Redis away: this relay still knows itself.
+          ...(relays.some((relay) => relay.id === id)
+            ? []
+            : [
+                {
+                  ...relayEntry(deps, id, url, startedAt),
+                  lastSeenAt: new Date().toISOString(),
+                  online: true,
+                  self: true,
+                },
+              ]),
+        ],
+        workers,
+        queue,
+        unshared: shared.unshared(),
+      };
+    },
+    async stop() {
+      await worker?.close();
+      for (const stop of stops) await stop();
+      await shared.stop();
+      await inference.close();
+      link.close();
+    },
+  };
+}
