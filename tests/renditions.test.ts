@@ -249,4 +249,20 @@ describe.skipIf(skipReason)('the walls’ compact rendition (WebP with alpha)', 
     expect([again.status, again.headers.get('etag')]).toEqual([200, etag]);
     expect(encodesOf(relay, first.id)).toBe(0);
   });
+
+  test('stopped right after the broadcast: the encode under way ends whole before stop returns', async () => {
+    const fresh = await connectDisplay(relay.wsUrl, `pin=${PIN}&protocol=2&role=display`);
+    await fresh.waitFor(1); // its hello
+    expect((await upload(relay.url, photo, { description: 'last one' })).status).toBe(200);
+    const event = await nextPhoto(fresh, 1);
+    await relay.relay.stop();
+    fresh.close();
+    // Nothing is still being written into the data folder (CI once failed removing it).
+    const kept = await readFile(relay.relay.store.cutoutPath(event.id, 'compact'));
+    expect((await sharp(kept).metadata()).format).toBe('webp');
+    expect(encodesOf(relay, event.id)).toBe(1);
+    relay = await startLoggedRelay(relay.dataDir);
+    expect((await get(event.compactUrl)).status).toBe(200);
+    expect(encodesOf(relay, event.id)).toBe(0);
+  });
 });

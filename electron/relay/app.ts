@@ -358,6 +358,7 @@ export async function createRelay(
       await cluster.stop();
       await engine.dispose();
       await processor.drain();
+      await renditions.close();
       await broadcaster.close();
       // Keep-alive connections with no request in flight must not hold the process open.
       for (const socket of sockets) socket.destroy();

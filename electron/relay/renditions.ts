@@ -52,6 +52,7 @@ export class CompactRenditions {
   /** One encode at a time: at most one libuv thread and one libwebp encoder busy. */
   private line: Promise<unknown> = Promise.resolve();
   private readonly etags = new Map<string, { size: number; mtimeMs: number; etag: string }>();
+  private closing = false;
 
   constructor(private readonly deps: { store: RenditionStore; logger: Logger }) {}
 
@@ -74,6 +75,7 @@ export class CompactRenditions {
 
   /** Starts the encode in the background unless the rendition is there or on its way. */
   prepare(id: string): void {
+    if (this.closing) return; // made on first request after the next start instead
     this.file(id).catch((error: unknown) => {
       this.deps.logger.warn(
         { event: 'rendition.failed', photo: id, err: (error as Error).message },
@@ -88,12 +90,22 @@ export class CompactRenditions {
     if (pending) return pending;
     const target = this.deps.store.cutoutPath(id, 'compact');
     if (existsSync(target)) return Promise.resolve(target);
+    if (this.closing) return Promise.reject(new PhotoRelayError('E_SHUTTING_DOWN'));
     const encode = this.line
       .then(() => this.encode(id, target))
       .finally(() => this.inFlight.delete(id));
     this.line = encode.catch(() => undefined);
     this.inFlight.set(id, encode);
     return encode;
+  }
+
+  /**
+   * Waits for the encodes under way (the relay's stop, before the store closes): a file still
+   * being written when the data folder is closed, moved or removed is a half-kept rendition.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
   /** A strong ETag: a digest of the file's bytes, remembered while the file stays the same. */
