@@ -12,6 +12,8 @@ export interface ClusterRelay {
   id: string;
   /** Where the other machines reach it (its cut-outs, its originals for workers). */
   url: string;
+  /** The origins its pages are opened at (walls moving from it to another relay come from these). */
+  pageOrigins: string[];
   startedAt: string;
   lastSeenAt: string;
   /** Heard from within the last heartbeat window. */
@@ -68,4 +70,6 @@ export interface ClusterStatus {
   queue: ClusterQueue | null;
   /** Changes made here and not yet shared with the other relays (Redis down). */
   unshared: number;
+  /** Photos of other relays not shown here yet: their relay did not give the cut-out (it is retried). */
+  waiting: number;
 }

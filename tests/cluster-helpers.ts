@@ -146,3 +146,17 @@ export async function admin<T>(
     throw new Error(`${route} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
 }
+
+/** Waits until `check` holds (checked every 100 ms); fails naming `what` after `timeoutMs`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,11 +1,15 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClusterStatus } from '../shared/cluster.ts';
 import type { AdminOverview } from '../shared/protocol.ts';
-import { chromiumMissingReason, launchChromium } from './browser.ts';
+import {
+  builtPagesMissingReason,
+  chromiumMissingReason,
+  launchChromium,
+  openDashboard,
+} from './browser.ts';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
 import { startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
 
@@ -15,11 +19,7 @@ import { startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
  */
 const artifacts = path.join(repoRoot, 'tests/artifacts');
 const skipReason =
-  (await modelMissingReason('u2netp')) ??
-  chromiumMissingReason() ??
-  (existsSync(path.join(repoRoot, 'dist/renderer/pages/admin/index.html'))
-    ? undefined
-    : 'needs the built pages (npm run build:pages)');
+  (await modelMissingReason('u2netp')) ?? chromiumMissingReason() ?? builtPagesMissingReason();
 if (skipReason) console.warn(`Skipping Machines panel tests: ${skipReason}`);
 
 const CLUSTER_PATH = '/admin/api/cluster';
@@ -50,15 +50,12 @@ describe.skipIf(skipReason)('Machines panel, one relay on its own', () => {
     await mkdir(artifacts, { recursive: true });
     relay = await startTestRelay();
     browser = await launchChromium();
-    dashboard = await (
-      await browser.newContext({ viewport: { width: 1440, height: 900 } })
-    ).newPage();
-    dashboard.on('request', (request) => {
-      if (new URL(request.url()).pathname === CLUSTER_PATH) asked.push(Date.now() - openedAt);
-    });
     openedAt = Date.now();
-    await dashboard.goto(`${relay.url}/admin#token=${relay.relay.config.adminToken}`);
-    await dashboard.locator('[data-testid="feed-status"][data-state="live"]').waitFor();
+    dashboard = await openDashboard(browser, relay.url, relay.relay.config.adminToken, {
+      onRequest: (request) => {
+        if (new URL(request.url()).pathname === CLUSTER_PATH) asked.push(Date.now() - openedAt);
+      },
+    });
   }, 60_000);
   afterAll(async () => {
     await (browser as Browser | undefined)?.close();

@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +17,7 @@ import {
   workerHealth,
   type ServedWorker,
   type TestRedis,
+  until,
 } from './cluster-helpers.ts';
 import { modelMissingReason, syntheticPhoto } from './helpers.ts';
 import { connectDisplay, PIN, upload, type Display } from './relay-helpers.ts';
@@ -59,15 +63,6 @@ function removedIds(wall: Display): string[] {
     .map((text) => JSON.parse(text) as { type?: string; id?: string })
     .filter((message) => message.type === 'removed')
     .map((message) => message.id!);
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.skipIf(skipReason)('several machines through Redis', () => {
@@ -189,6 +184,87 @@ describe.skipIf(skipReason)('several machines through Redis', () => {
       return !photos.some((photo) => photo.id === id);
     }, 'gone from B');
   }, 60_000);
+
+  test('the log is read as untrusted: bad entries refused, an unreachable photo waits aside, a resent entry is not applied again', async () => {
+    const redisCli = (...args: string[]) =>
+      spawnSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).stdout;
+    const xadd = (message: unknown) =>
+      redisCli('XADD', 'test-event:log', '*', 'm', JSON.stringify(message));
+    // A photo shown everywhere, hidden and shown again on A: its "hidden" entry is resent later.
+    const sent = await upload(relayA.url, await syntheticPhoto(700, 500), {
+      description: 'resent',
+    });
+    const id = String(sent.body.id);
+    await until(() => timesShown(wallsB.v2, 'resent') === 1, 'B’s wall');
+    await admin(relayA, `/photos/${id}/hide`, { method: 'POST' });
+    await until(() => removedIds(wallsB.v2).includes(id), 'hidden on B', 20_000);
+    await admin(relayA, `/photos/${id}/show`, { method: 'POST' });
+    await until(() => timesShown(wallsB.v2, 'resent') === 2, 'shown again on B', 20_000);
+    const entries = redisCli('XRANGE', 'test-event:log', '-', '+')
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
+    const hiddenEntry = entries.find((line) => {
+      const message = JSON.parse(line) as { type: string; id?: string; hidden?: boolean };
+      return message.type === 'moderated' && message.id === id && message.hidden;
+    });
+    expect(hiddenEntry).toMatch(/"seq":\d+/);
+    const settingsOf = async (relay: typeof relayB) => {
+      const overview = await admin<{ pin: string | null; settings: Record<string, unknown> }>(
+        relay,
+        '/overview',
+      );
+      return { pin: overview.pin, ...overview.settings };
+    };
+    const settingsBefore = await settingsOf(relayB);
+
+    const photo = {
+      id: randomUUID(),
+      timestamp: new Date().toISOString(),
+      description: 'ghost',
+      originalFilename: 'ghost.jpg',
+      inputFormat: 'jpeg',
+      processingTime: 10,
+      width: 100,
+      height: 100,
+      hidden: false,
+      approved: true,
+    };
+    const evilDir = path.join(dir, 'evil');
+    // Refused: an id naming a file outside the data folder; settings with a key not shared.
+    xadd({
+      type: 'photo',
+      from: 'relay-evil',
+      url: relayA.url,
+      photo: { ...photo, id: `../../evil/x` },
+    });
+    xadd({
+      type: 'settings',
+      from: 'relay-evil',
+      settings: { ...settingsBefore, displayMaxEdge: 512, adminToken: 'x' },
+    });
+    xadd({ type: 'settings', from: 'relay-evil', settings: { pin: '<b>', background: 'red' } });
+    // Valid, but its relay is not there: waits aside, the log goes on.
+    xadd({ type: 'photo', from: 'relay-gone', url: 'http://127.0.0.1:9', photo });
+    // Sent again after a crash: older than what B applied from A since.
+    redisCli('XADD', 'test-event:log', '*', 'm', hiddenEntry!);
+
+    // What A does next reaches B at once: nothing above held the log up.
+    const startedAt = Date.now();
+    expect(
+      (await upload(relayA.url, await syntheticPhoto(640, 480), { description: 'after-bad' }))
+        .status,
+    ).toBe(200);
+    await until(() => timesShown(wallsB.v2, 'after-bad') === 1, 'B’s wall', 30_000);
+    expect(Date.now() - startedAt).toBeLessThan(20_000);
+    const onB = await admin<{ id: string; hidden: boolean }[]>(relayB, '/photos');
+    expect(onB.find((p) => p.id === id)?.hidden).toBe(false); // the resent "hide" was not applied
+    expect(onB.some((p) => p.id === photo.id)).toBe(false);
+    expect(await settingsOf(relayB)).toEqual(settingsBefore);
+    expect(existsSync(evilDir)).toBe(false);
+    expect((await admin<ClusterStatus>(relayB, '/cluster')).waiting).toBe(1);
+    expect(relayB.output().match(/cluster\.entry-refused/g)?.length).toBe(3);
+    expect(timesShown(wallsB.v2, 'resent')).toBe(2);
+  }, 90_000);
 
   test('kill -9 the worker holding a job: another takes it and the photo arrives once', async () => {
     // Only one worker takes jobs while the photo goes in, so we know which one to kill.

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page, Request } from 'playwright-core';
@@ -7,17 +6,18 @@ import yauzl from 'yauzl';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CLOSE_CODES, type AdminOverview } from '../shared/protocol.ts';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
-import { chromiumMissingReason, launchChromium } from './browser.ts';
+import {
+  builtPagesMissingReason,
+  chromiumMissingReason,
+  launchChromium,
+  openDashboard,
+} from './browser.ts';
 import { connectDisplay, PIN, startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
 
 /** The operator's dashboard in real Chromium against a real relay (pages built by pages.test). */
 const artifacts = path.join(repoRoot, 'tests/artifacts');
 const skipReason =
-  (await modelMissingReason('u2netp')) ??
-  chromiumMissingReason() ??
-  (existsSync(path.join(repoRoot, 'dist/renderer/pages/admin/index.html'))
-    ? undefined
-    : 'needs the built pages (npm run build:pages)');
+  (await modelMissingReason('u2netp')) ?? chromiumMissingReason() ?? builtPagesMissingReason();
 if (skipReason) console.warn(`Skipping dashboard tests: ${skipReason}`);
 
 /** The admin API's list endpoints a polling dashboard would call (thumbnails are not lists). */
@@ -74,12 +74,10 @@ describe.skipIf(skipReason)('operator dashboard in Chromium', () => {
     wall = await wallContext.newPage();
     await wall.goto(`${relay.url}/display?pin=${PIN}&interval=60&layout=grid`);
     // The operator's laptop: 1440×900, the photo feed must be on the first screen.
-    dashboard = await (
-      await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true })
-    ).newPage();
-    dashboard.on('request', (request) => requests.push(request));
-    await dashboard.goto(`${relay.url}/admin#token=${relay.relay.config.adminToken}`);
-    await dashboard.locator('[data-testid="feed-status"][data-state="live"]').waitFor();
+    dashboard = await openDashboard(browser, relay.url, relay.relay.config.adminToken, {
+      acceptDownloads: true,
+      onRequest: (request) => requests.push(request),
+    });
   }, 60_000);
   afterAll(async () => {
     await (browser as Browser | undefined)?.close();

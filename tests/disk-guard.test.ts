@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -7,7 +6,7 @@ import { ERROR_CATALOG, PhotoRelayError } from '../shared/errors.ts';
 import type { AdminMetrics } from '../shared/protocol.ts';
 import { ConfigError, loadRelayConfig } from '../electron/config/relay-config.ts';
 import { assertFreeDisk, diskSpace, forgetDiskSpace } from '../electron/store/disk-guard.ts';
-import { chromiumMissingReason, launchChromium } from './browser.ts';
+import { builtPagesMissingReason, chromiumMissingReason, launchChromium } from './browser.ts';
 import { modelMissingReason, repoRoot, syntheticPhoto } from './helpers.ts';
 import { startTestRelay, upload, type TestRelay } from './relay-helpers.ts';
 
@@ -124,11 +123,7 @@ describe.skipIf(skipReason)('a relay that is out of space', () => {
     expect(metrics.disk.freeBytes).toBeLessThan(metrics.disk.minFreeBytes);
   });
 
-  const pagesMissing =
-    chromiumMissingReason() ??
-    (existsSync(path.join(repoRoot, 'dist/renderer/pages/admin/index.html'))
-      ? undefined
-      : 'needs the built pages (npm run build:pages)');
+  const pagesMissing = chromiumMissingReason() ?? builtPagesMissingReason();
   test.skipIf(pagesMissing)(
     'the dashboard says uploads are refused for lack of space',
     async () => {

@@ -42,16 +42,47 @@ export function clusterRouter(store: PhotoStore, secret: () => string | undefine
   return router;
 }
 
-/** Fetches a cut-out of another relay's photo (what the router above serves). */
+/** A file another machine did not give; `status` is its HTTP answer (undefined: none came). */
+export class ClusterFetchError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+
+  /** The relay answered that it has no such photo (deleted there, or never finished). */
+  get gone(): boolean {
+    return this.status === 404;
+  }
+}
+
+/**
+ * Fetches a file of a photo from the relay that accepted it (what the router above serves):
+ * `file` is `cutout` (for another relay's walls) or `original` (for a worker).
+ */
 export async function fetchClusterFile(
-  url: string,
+  relayUrl: string,
+  photoId: string,
+  file: 'cutout' | 'original',
   secret: string | undefined,
-  what: string,
 ): Promise<Buffer> {
-  const response = await fetch(url, {
-    headers: secret ? { [CLUSTER_SECRET_HEADER]: secret } : {},
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!response.ok) throw new Error(`${what}: ${url} answered ${response.status}`);
+  const url = `${relayUrl}/cluster/photos/${encodeURIComponent(photoId)}/${file}`;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers: secret ? { [CLUSTER_SECRET_HEADER]: secret } : {},
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    throw new ClusterFetchError(
+      `${file} of ${photoId}: ${relayUrl} unreachable (${(error as Error).message})`,
+    );
+  }
+  if (!response.ok)
+    throw new ClusterFetchError(
+      `${file} of ${photoId}: ${url} answered ${response.status}`,
+      response.status,
+    );
   return Buffer.from(await response.arrayBuffer());
 }

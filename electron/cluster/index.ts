@@ -31,8 +31,12 @@ export interface Cluster {
   readonly mode: 'single' | 'cluster';
   /** The routes other machines use (404 for everyone else). */
   readonly router: Router | undefined;
-  /** Once the relay listens and knows its URL. */
-  start(url: string): void;
+  /**
+   * Once the relay listens and knows its URL (where the other machines reach it) and the
+   * addresses its pages are opened at (`pageUrls`: a wall that moves to another relay comes from
+   * one of them).
+   */
+  start(url: string, pageUrls?: () => string[]): void;
   status(): Promise<ClusterStatus>;
   /** Redis's state now (undefined on its own). */
   redisState(): string | undefined;
@@ -85,10 +89,22 @@ function localWorkerEntry(deps: ClusterDeps, startedAt: string): ClusterWorker {
   };
 }
 
-function relayEntry(deps: ClusterDeps, id: string, url: string, startedAt: string) {
+/** `[origin]` of a URL, `[]` for one not known yet (before the relay listens). */
+function originOf(url: string): string[] {
+  return URL.canParse(url) ? [new URL(url).origin] : [];
+}
+
+function relayEntry(
+  deps: ClusterDeps,
+  id: string,
+  url: string,
+  startedAt: string,
+  pageUrls: () => string[] = () => [],
+) {
   return {
     id,
     url,
+    pageOrigins: [...new Set([url, ...pageUrls()].flatMap(originOf))],
     startedAt,
     walls: deps.broadcaster.counts().display,
     pending: deps.processor.pending,
@@ -126,6 +142,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
           workers: [localWorkerEntry(deps, startedAt)],
           queue: null,
           unshared: 0,
+          waiting: 0,
         });
       },
       stop: () => Promise.resolve(),
@@ -144,6 +161,7 @@ function joinedCluster(
   const link = new RedisLink(redisUrl);
   const keys = eventKeys(config.redisPrefix);
   let url = '';
+  let pageUrls: () => string[] = () => [];
   const shared: SharedEvent = new SharedEvent({
     link,
     keys,
@@ -167,11 +185,7 @@ function joinedCluster(
       },
     },
     fetchCutout: (origin, photoId): Promise<Buffer> =>
-      fetchClusterFile(
-        `${origin}/cluster/photos/${encodeURIComponent(photoId)}/cutout`,
-        shared.secret,
-        'cut-out',
-      ),
+      fetchClusterFile(origin, photoId, 'cutout', shared.secret),
   });
   const inference = new SharedInference(link, keys);
   const secret = () =>
@@ -191,11 +205,21 @@ function joinedCluster(
   // The other relays' origins, refreshed in the background (the upgrade check is synchronous).
   let peers: string[] = [];
   const refreshPeers = async () => {
-    const relays = await readPresence<{ id: string; url: string; lastSeenAt: string }>(
-      link,
-      keys.relays,
-    );
-    peers = relays.filter((relay) => relay.id !== id).map((relay) => new URL(relay.url).origin);
+    // Redis away: the last list stands (a wall moving here from a relay that died with it).
+    if (link.state().state !== 'connected') return;
+    const relays = await readPresence<{
+      id: string;
+      url: string;
+      pageOrigins?: string[];
+      lastSeenAt: string;
+    }>(link, keys.relays);
+    peers = [
+      ...new Set(
+        relays
+          .filter((relay) => relay.id !== id)
+          .flatMap((relay) => [...originOf(relay.url), ...(relay.pageOrigins ?? [])]),
+      ),
+    ];
   };
   link.on('down', () =>
     logger.warn(
@@ -210,23 +234,23 @@ function joinedCluster(
     router: clusterRouter(store, () => shared.secret),
     redisState: () => link.state().state,
     peerOrigins: () => peers,
-    start(selfUrl) {
+    start(selfUrl, selfPages = () => []) {
       url = selfUrl;
+      pageUrls = selfPages;
       shared.start();
       deps.walls.shareWith(shared);
       processor.shareWith(shared, (record, options) =>
-        inference.segment(
-          {
-            photoId: record.id,
-            relayId: id,
-            relayUrl: url,
-            inputFormat: record.inputFormat,
-            options,
-          },
-          record.attempts,
-        ),
+        inference.segment({
+          photoId: record.id,
+          relayId: id,
+          relayUrl: url,
+          inputFormat: record.inputFormat,
+          options,
+        }),
       );
-      stops.push(keepPresence(link, keys.relays, id, () => relayEntry(deps, id, url, startedAt)));
+      stops.push(
+        keepPresence(link, keys.relays, id, () => relayEntry(deps, id, url, startedAt, pageUrls)),
+      );
       const peersTimer = setInterval(() => void refreshPeers().catch(() => undefined), 5000);
       peersTimer.unref();
       void refreshPeers().catch(() => undefined);
@@ -267,7 +291,7 @@ function joinedCluster(
             ? []
             : [
                 {
-                  ...relayEntry(deps, id, url, startedAt),
+                  ...relayEntry(deps, id, url, startedAt, pageUrls),
                   lastSeenAt: new Date().toISOString(),
                   online: true,
                   self: true,
@@ -277,6 +301,7 @@ function joinedCluster(
         workers,
         queue,
         unshared: shared.unshared(),
+        waiting: shared.waitingPhotos(),
       };
     },
     async stop() {

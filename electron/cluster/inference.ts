@@ -4,7 +4,7 @@ import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq
 import { PhotoRelayError, isErrorCode } from '../../shared/errors.ts';
 import type { ClusterQueue } from '../../shared/cluster.ts';
 import type { Engine, SegmentOptions, SegmentResult } from '../engine/index.ts';
-import { CLUSTER_SECRET_HEADER } from './cluster-routes.ts';
+import { ClusterFetchError, fetchClusterFile } from './cluster-routes.ts';
 import { readPresence } from './presence.ts';
 import type { EventKeys, RedisLink } from './redis-link.ts';
 
@@ -20,6 +20,25 @@ export const QUEUE_NAME = 'cutout';
 
 /** How often a relay waiting for a job checks that some worker is there to take it. */
 const UNATTENDED_CHECK_MS = 5000;
+
+/**
+ * A job not finished after this long is made by its relay instead (a worker that holds its lock
+ * but never ends: a GPU driver hung, say). Far above any real job (seconds).
+ */
+const JOB_DEADLINE_MS = 120_000;
+
+/** How long a stop waits for BullMQ to close gracefully (Redis away: it would wait for ever). */
+const CLOSE_DEADLINE_MS = 5000;
+
+/** `promise`, or `fallback` once `ms` have passed. */
+function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 /** How long a finished job and its result wait for their relay (a relay restarting, say). */
 const RESULT_TTL_SECONDS = 3600;
@@ -117,24 +136,24 @@ export class SharedInference {
   }
 
   /**
-   * The cut-out of attempt `attempt` of a photo by whichever worker takes it; undefined when the
-   * shared queue cannot be used now. Rejects with the catalog error a worker met (bad image…).
+   * A photo's cut-out by whichever worker takes it; undefined when the shared queue cannot be
+   * used now. Rejects with the catalog error a worker met (bad image…).
    */
-  async segment(job: CutoutJob, attempt: number): Promise<SegmentResult | undefined> {
+  async segment(job: CutoutJob): Promise<SegmentResult | undefined> {
     if (!this.link.up) return undefined;
     let added: Job<CutoutJob, CutoutReturn>;
     try {
-      // One job per counted attempt: a relay restarted mid-job adds a new one (the old result,
-      // if it comes, is never read), and a Retry is never answered by an old failure.
+      // A job of its own each time: a relay restarted mid-job adds a new one (the old result,
+      // if it comes, is never read and expires), and a Retry is never answered by an old failure.
       added = await this.queue.add('cutout', job, {
-        jobId: `${job.photoId}.${attempt}`,
+        jobId: `${job.photoId}.${randomUUID().slice(0, 8)}`,
         removeOnComplete: { age: RESULT_TTL_SECONDS },
         removeOnFail: { age: RESULT_TTL_SECONDS },
       });
     } catch {
       return undefined;
     }
-    const finished = added.waitUntilFinished(this.events);
+    const finished = within(added.waitUntilFinished(this.events), JOB_DEADLINE_MS, undefined);
     let onDown!: () => void;
     let unattended: NodeJS.Timeout | undefined;
     const down = new Promise<undefined>((resolve) => {
@@ -196,7 +215,11 @@ export class SharedInference {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.queue.close(), this.events.close()]);
+    await within(
+      Promise.allSettled([this.queue.close(), this.events.close()]),
+      CLOSE_DEADLINE_MS,
+      undefined,
+    );
   }
 }
 
@@ -206,15 +229,16 @@ export type OriginalSource = (job: CutoutJob) => Promise<Buffer>;
 /** Fetches an original from the relay that accepted it (cluster-routes.ts). */
 export function fetchOriginal(secret: () => Promise<string>): OriginalSource {
   return async (job) => {
-    const response = await fetch(
-      `${job.relayUrl}/cluster/photos/${encodeURIComponent(job.photoId)}/original`,
-      { headers: { [CLUSTER_SECRET_HEADER]: await secret() }, signal: AbortSignal.timeout(30_000) },
-    );
-    if (response.status === 404) {
-      throw new PhotoRelayError('E_PHOTO_DELETED', `Photo ${job.photoId} is gone from its relay.`);
+    try {
+      return await fetchClusterFile(job.relayUrl, job.photoId, 'original', await secret());
+    } catch (error) {
+      if (error instanceof ClusterFetchError && error.gone)
+        throw new PhotoRelayError(
+          'E_PHOTO_DELETED',
+          `Photo ${job.photoId} is gone from its relay.`,
+        );
+      throw error;
     }
-    if (!response.ok) throw new Error(`relay ${job.relayUrl} answered ${response.status}`);
-    return Buffer.from(await response.arrayBuffer());
   };
 }
 
@@ -276,7 +300,14 @@ export class InferenceWorker {
     }
   }
 
+  /** Lets the jobs in hand finish (up to CLOSE_DEADLINE_MS), then stops taking any. */
   async close(): Promise<void> {
-    await this.worker.close();
+    const closed = await within(
+      this.worker.close().then(() => true),
+      CLOSE_DEADLINE_MS,
+      false,
+    );
+    // Not closed in time (Redis away): stop now; a job in hand is taken again once its lock expires.
+    if (!closed) await within(this.worker.close(true), CLOSE_DEADLINE_MS, undefined);
   }
 }

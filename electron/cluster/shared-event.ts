@@ -3,34 +3,14 @@ import type { Redis } from 'ioredis';
 import type { EventSettings, Settings } from '../photos/settings.ts';
 import type { PhotoRecord, PhotoStore, WallRow } from '../store/photo-store.ts';
 import type { Logger } from '../relay/logger.ts';
+import { ClusterFetchError } from './cluster-routes.ts';
 import type { EventKeys, RedisLink } from './redis-link.ts';
-
-/** A finished photo as the relay that accepted it tells the others. */
-export type SharedPhoto = Pick<
-  PhotoRecord,
-  | 'id'
-  | 'timestamp'
-  | 'description'
-  | 'originalFilename'
-  | 'inputFormat'
-  | 'processingTime'
-  | 'width'
-  | 'height'
-  | 'hidden'
-  | 'approved'
->;
-
-/** The settings every relay of an event shares (each machine keeps its own model install). */
-export type SharedSettings = Omit<EventSettings, 'model'>;
-
-/** One entry of the event's shared log. `from` is the relay that wrote it. */
-export type SharedMessage =
-  | { type: 'photo'; from: string; url: string; photo: SharedPhoto }
-  | { type: 'moderated'; from: string; id: string; hidden: boolean; approved: boolean }
-  | { type: 'removed'; from: string; id: string }
-  | { type: 'settings'; from: string; settings: SharedSettings }
-  | { type: 'wall'; from: string; wall: WallRow }
-  | { type: 'wallRevoked'; from: string; id: string };
+import {
+  parseSharedMessage,
+  type SharedMessage,
+  type SharedPhoto,
+  type SharedSettings,
+} from './shared-messages.ts';
 
 /** What this relay does with what the others did (the processor, which also tells the walls). */
 export interface SharedEventHandlers {
@@ -48,6 +28,21 @@ export interface SharedEventHandlers {
 /** Stream entries kept: far more than one event's photos and moderation clicks. */
 const LOG_MAX_ENTRIES = 200_000;
 const LOG_POSITION = 'cluster.logPosition';
+/** The newest outbox `seq` applied from each relay (entries sent twice are recognised by it). */
+const APPLIED_SEQ = 'cluster.appliedSeq';
+/** Photos of other relays whose cut-out could not be fetched yet (kept across restarts). */
+const WAITING_PHOTOS = 'cluster.waitingPhotos';
+/** How often the waiting photos are tried again, and for how long before one is given up. */
+const WAITING_RETRY_MS = 5000;
+const WAITING_GIVE_UP_MS = 6 * 3_600_000;
+
+type PhotoMessage = Extract<SharedMessage, { type: 'photo' }>;
+interface WaitingPhoto {
+  message: PhotoMessage;
+  since: number;
+  tries: number;
+  nextAt: number;
+}
 
 function sharedSettings(settings: EventSettings): SharedSettings {
   const { pin, background, displayMaxEdge, cutoutMode, approvalMode } = settings;
@@ -68,6 +63,10 @@ export class SharedEvent {
   private reader: Redis | undefined;
   private readLoop: Promise<void> | undefined;
   private secretNow: string | undefined;
+  /** By photo id: photos read from the log whose relay did not give the cut-out yet. */
+  private readonly waiting = new Map<string, WaitingPhoto>();
+  private waitingTimer: NodeJS.Timeout | undefined;
+  private retrying: Promise<void> | undefined;
 
   constructor(
     private readonly deps: {
@@ -95,8 +94,17 @@ export class SharedEvent {
         .set(this.deps.keys.settings, JSON.stringify(sharedSettings(now)))
         .catch(() => undefined);
     });
+    for (const entry of this.deps.store.getSetting<WaitingPhoto[]>(WAITING_PHOTOS, []))
+      this.waiting.set(entry.message.photo.id, { ...entry, nextAt: 0 });
+    this.waitingTimer = setInterval(() => void this.retryWaiting(), WAITING_RETRY_MS);
+    this.waitingTimer.unref();
     this.reader = link.connection();
     this.readLoop = this.read();
+  }
+
+  /** Photos of other relays not shown here yet because their cut-out has not been fetched. */
+  waitingPhotos(): number {
+    return this.waiting.size;
   }
 
   /** The secret of the cluster routes, once known (Redis has been reached at least once). */
@@ -215,7 +223,7 @@ export class SharedEvent {
               LOG_MAX_ENTRIES,
               '*',
               'm',
-              JSON.stringify(row.message),
+              JSON.stringify({ ...(row.message as SharedMessage), seq: row.seq }),
             );
             // Sent then killed before this line: sent again at the next start, and ignored then.
             store.markShared(row.seq);
@@ -234,6 +242,7 @@ export class SharedEvent {
   private async read(): Promise<void> {
     const { keys, store, logger } = this.deps;
     let position = store.getSetting<string>(LOG_POSITION, '0');
+    const applied = store.getSetting<Record<string, number>>(APPLIED_SEQ, {});
     while (!this.stopped) {
       let answer: [string, [string, string[]][]][] | null;
       try {
@@ -253,9 +262,22 @@ export class SharedEvent {
       }
       for (const [, entries] of answer ?? []) {
         for (const [id, fields] of entries) {
-          const json = fields[fields.indexOf('m') + 1];
+          const parsed = parseSharedMessage(fields[fields.indexOf('m') + 1] ?? '');
           try {
-            if (json) await this.apply(JSON.parse(json) as SharedMessage);
+            if (parsed.ok && this.isReplay(parsed.message, applied)) {
+              logger.debug({ event: 'cluster.entry-replayed', entry: id }, 'sent twice: ignored');
+            } else if (parsed.ok) {
+              await this.apply(parsed.message);
+              if (parsed.message.seq) {
+                applied[parsed.message.from] = parsed.message.seq;
+                store.setSetting(APPLIED_SEQ, applied);
+              }
+            } else {
+              logger.warn(
+                { event: 'cluster.entry-refused', entry: id, why: parsed.why },
+                'an entry of the shared log breaks its rules: ignored',
+              );
+            }
           } catch (error) {
             logger.warn(
               { event: 'cluster.apply-failed', entry: id, err: (error as Error).message },
@@ -269,24 +291,48 @@ export class SharedEvent {
     }
   }
 
+  /** An entry of another relay older than one already applied from it: a resend after a crash. */
+  private isReplay(message: SharedMessage, applied: Record<string, number>): boolean {
+    return !!message.seq && message.seq <= (applied[message.from] ?? 0);
+  }
+
   private async apply(message: SharedMessage): Promise<void> {
     if (message.from === this.deps.self.id) return;
     const { store, handlers } = this.deps;
     switch (message.type) {
       case 'photo': {
-        if (store.get(message.photo.id)) return;
-        const cutout = await this.fetchWithRetries(message.url, message.photo.id);
-        const record = await store.importShared({ ...message.photo, origin: message.from }, cutout);
-        if (record) handlers.photoArrived(record, cutout);
+        if (store.get(message.photo.id) || this.waiting.has(message.photo.id)) return;
+        // One try now; if the photo's relay does not give it, the log reader goes on (the
+        // moderation and the other relays' photos behind it must not wait) and it is tried again.
+        if (!(await this.fetchAndShow(message))) {
+          const now = Date.now();
+          this.waiting.set(message.photo.id, {
+            message,
+            since: now,
+            tries: 1,
+            nextAt: now + WAITING_RETRY_MS,
+          });
+          this.saveWaiting();
+        }
         return;
       }
-      case 'moderated':
+      case 'moderated': {
+        const waiting = this.waiting.get(message.id);
+        if (waiting) {
+          // Shown with the latest state once it arrives.
+          waiting.message.photo.hidden = message.hidden;
+          waiting.message.photo.approved = message.approved;
+          this.saveWaiting();
+          return;
+        }
         await handlers.moderated(message.id, {
           hidden: message.hidden,
           approved: message.approved,
         });
         return;
+      }
       case 'removed':
+        if (this.waiting.delete(message.id)) this.saveWaiting();
         await handlers.removed(message.id);
         return;
       case 'settings':
@@ -301,26 +347,80 @@ export class SharedEvent {
     }
   }
 
-  /** The origin may be busy or restarting: a few tries over ~10 s before giving up on it. */
-  private async fetchWithRetries(url: string, id: string): Promise<Buffer> {
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
-      try {
-        return await this.deps.fetchCutout(url, id);
-      } catch (error) {
-        lastError = error;
-        await sleep(500 * 2 ** attempt);
-      }
+  /**
+   * Fetches a photo's cut-out from its relay, stores and shows it. False when the relay did not
+   * give it (away, busy); a relay that answers it has no such photo (deleted there) ends it.
+   */
+  private async fetchAndShow(message: PhotoMessage): Promise<boolean> {
+    const { store, handlers, logger } = this.deps;
+    let cutout: Buffer;
+    try {
+      cutout = await this.deps.fetchCutout(message.url, message.photo.id);
+      checkCutout(cutout, message.photo);
+    } catch (error) {
+      if (error instanceof ClusterFetchError && error.gone) return true;
+      logger.warn(
+        { event: 'cluster.cutout-waiting', photo: message.photo.id, err: (error as Error).message },
+        'a photo of another relay waits for its cut-out',
+      );
+      return false;
     }
-    throw lastError instanceof Error ? lastError : new Error('cut-out not fetched');
+    const record = await store.importShared({ ...message.photo, origin: message.from }, cutout);
+    if (record) handlers.photoArrived(record, cutout);
+    return true;
+  }
+
+  /** The waiting photos whose time has come, one at a time (never two rounds at once). */
+  private retryWaiting(): Promise<void> {
+    this.retrying ??= (async () => {
+      const { logger } = this.deps;
+      for (const [id, entry] of [...this.waiting]) {
+        if (this.stopped) break;
+        const now = Date.now();
+        if (entry.nextAt > now) continue;
+        const done = await this.fetchAndShow(entry.message).catch(() => false);
+        if (!this.waiting.has(id)) continue; // removed meanwhile
+        if (done) this.waiting.delete(id);
+        else if (now - entry.since > WAITING_GIVE_UP_MS) {
+          this.waiting.delete(id);
+          logger.error(
+            { event: 'cluster.cutout-given-up', photo: id, from: entry.message.url },
+            'a photo of another relay was given up: its relay never gave the cut-out',
+          );
+        } else {
+          entry.tries++;
+          entry.nextAt = now + Math.min(60_000, WAITING_RETRY_MS * 2 ** Math.min(entry.tries, 4));
+        }
+        this.saveWaiting();
+      }
+    })().finally(() => (this.retrying = undefined));
+    return this.retrying;
+  }
+
+  private saveWaiting(): void {
+    this.deps.store.setSetting(WAITING_PHOTOS, [...this.waiting.values()]);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.waitingTimer);
     this.reader?.disconnect();
     await this.readLoop?.catch(() => undefined);
+    await this.retrying;
     await this.flushing;
   }
+}
+
+/** PNG bytes of the size the message says (another relay's answer is checked, not trusted). */
+function checkCutout(bytes: Buffer, photo: SharedPhoto): void {
+  const signature = '89504e470d0a1a0a';
+  const ok =
+    bytes.length > 24 &&
+    bytes.subarray(0, 8).toString('hex') === signature &&
+    bytes.subarray(12, 16).toString('ascii') === 'IHDR' &&
+    (photo.width === null || bytes.readUInt32BE(16) === photo.width) &&
+    (photo.height === null || bytes.readUInt32BE(20) === photo.height);
+  if (!ok) throw new Error(`the cut-out of ${photo.id} is not the PNG its entry describes`);
 }
 
 function randomSecret(): string {

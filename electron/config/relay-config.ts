@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CUTOUT_MODES, normaliseCutoutMode, type CutoutMode } from '../engine/quality.ts';
 import { modelIds } from '../models/manifest.ts';
+import { PIN_PATTERN } from '../photos/settings.ts';
 import { modelsDir, userDataDir } from './paths.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -109,6 +110,10 @@ export const sharedEnv = {
     .string()
     .trim()
     .regex(/^rediss?:\/\/\S+$/, 'REDIS_URL must look like redis://host:6379 (or rediss://)')
+    .refine(
+      redisReachableSafely,
+      'REDIS_URL points at another machine without a password: whoever reaches that Redis holds the event (its PIN, its secret, photos for every wall). Set requirepass in its redis.conf and give it here (redis://:PASSWORD@host:6379), or use a Redis on this machine (redis://127.0.0.1:6379)',
+    )
     .optional(),
   REDIS_PREFIX: z
     .string()
@@ -116,6 +121,18 @@ export const sharedEnv = {
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'REDIS_PREFIX must be 1–64 letters, digits, . _ or -')
     .default('photo-relay'),
 };
+
+/**
+ * A Redis on this machine may run without a password (only this machine reaches it); one on
+ * another machine needs one: the Wi-Fi guests are on can often reach it too (README, several
+ * machines).
+ */
+export function redisReachableSafely(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { hostname, password } = new URL(url);
+  const loopback = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i.test(hostname);
+  return loopback || password !== '';
+}
 
 const envSchema = z.object({
   ...sharedEnv,
@@ -158,7 +175,7 @@ const envSchema = z.object({
     .string()
     .trim()
     .refine(
-      (pin) => pin.toLowerCase() === 'off' || /^[0-9A-Za-z]{4,32}$/.test(pin),
+      (pin) => pin.toLowerCase() === 'off' || PIN_PATTERN.test(pin),
       'EVENT_PIN must be 4–32 letters or digits, or "off"',
     )
     .optional(),

@@ -47,18 +47,35 @@ export function newPin(): string {
   return String(randomInt(0, 1_000_000)).padStart(6, '0');
 }
 
+/** Each setting's rule (the dashboard's changes and the ones other relays share are checked by it). */
+const settingFields = {
+  approvalMode: z.boolean(),
+  background: z
+    .string()
+    .regex(/^(transparent|image|#[0-9a-fA-F]{6})$/, "use 'transparent', 'image' or '#rrggbb'"),
+  displayMaxEdge: z.number().int().min(256).max(8192),
+  model: z.string().refine((id) => modelIds().includes(id), `one of ${modelIds().join(', ')}`),
+  cutoutMode: z.enum(CUTOUT_MODES),
+};
+
+/** The PIN's rule (EVENT_PIN's, relay-config.ts): 4–32 letters or digits. */
+export const PIN_PATTERN = /^[0-9A-Za-z]{4,32}$/;
+
 /** What the dashboard may change (PUT /admin/api/settings); the PIN only by rotation. */
-const patchSchema = z
+const patchSchema = z.object(settingFields).partial().strict();
+
+/**
+ * The settings one relay of an event shares with the others (cluster/shared-event.ts): all of
+ * them but the model (each machine keeps its own install), the PIN included (null: check off).
+ */
+export const sharedSettingsSchema = z
   .object({
-    approvalMode: z.boolean(),
-    background: z
-      .string()
-      .regex(/^(transparent|image|#[0-9a-fA-F]{6})$/, "use 'transparent', 'image' or '#rrggbb'"),
-    displayMaxEdge: z.number().int().min(256).max(8192),
-    model: z.string().refine((id) => modelIds().includes(id), `one of ${modelIds().join(', ')}`),
-    cutoutMode: z.enum(CUTOUT_MODES),
+    pin: z.string().regex(PIN_PATTERN).nullable(),
+    approvalMode: settingFields.approvalMode,
+    background: settingFields.background,
+    displayMaxEdge: settingFields.displayMaxEdge,
+    cutoutMode: settingFields.cutoutMode,
   })
-  .partial()
   .strict();
 
 export type SettingsPatch = z.infer<typeof patchSchema>;

@@ -169,8 +169,6 @@ export async function createRelay(
     settings,
     backgroundImage,
     changes: renditions.following(feed),
-    // With shared workers, more of this relay's photos may be out at once than its engine takes.
-    turns: config.redisUrl ? 8 : 2,
   });
   // One machine, or one of several sharing the event through Redis (cluster/).
   const cluster = createCluster({
@@ -206,7 +204,7 @@ export async function createRelay(
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.use(originPolicy(config.corsOrigins));
+  app.use(originPolicy(() => [...config.corsOrigins, ...cluster.peerOrigins()]));
   app.use(hostPolicy(config));
   app.use(pagesRouter());
   if (cluster.router) app.use(cluster.router);
@@ -310,7 +308,7 @@ export async function createRelay(
       const { port } = server.address() as AddressInfo;
       if (!started) {
         started = true;
-        cluster.start(config.publicUrl ?? baseUrls()[0] ?? `http://127.0.0.1:${port}`);
+        cluster.start(config.publicUrl ?? baseUrls()[0] ?? `http://127.0.0.1:${port}`, baseUrls);
         Object.assign(lifecycle, processor.resumeUnfinished());
         feed.start();
       }

@@ -13,19 +13,23 @@ export function originAllowed(origin: string, host: string | undefined, extra: s
   );
 }
 
-/** CORS for the allowed origins, and no POST from any other web page (CSRF with a learnt PIN). */
-export function originPolicy(corsOrigins: string[]): RequestHandler[] {
+/**
+ * CORS for the allowed origins (CORS_ORIGINS and, in a shared event, the other relays' pages: a
+ * wall that moved here asks with its page's origin), and no POST from any other web page (CSRF
+ * with a learnt PIN).
+ */
+export function originPolicy(allowed: () => string[]): RequestHandler[] {
   return [
     cors((req, callback) => {
       const origin = req.headers.origin;
       callback(null, {
-        origin: !!origin && originAllowed(origin, req.headers.host, corsOrigins),
-        allowedHeaders: ['Content-Type', 'X-Event-Pin', 'Idempotency-Key'],
+        origin: !!origin && originAllowed(origin, req.headers.host, allowed()),
+        allowedHeaders: ['Content-Type', 'X-Event-Pin', 'X-Wall-Token', 'Idempotency-Key'],
       });
     }),
     (req, _res, next) => {
       const origin = req.headers.origin;
-      if (req.method === 'POST' && origin && !originAllowed(origin, req.headers.host, corsOrigins))
+      if (req.method === 'POST' && origin && !originAllowed(origin, req.headers.host, allowed()))
         throw new PhotoRelayError('E_ORIGIN_FORBIDDEN');
       next();
     },

@@ -31,6 +31,12 @@ export interface SharedChanges {
  * The event's shared workers (cluster/inference.ts): a photo's cut-out made elsewhere, or
  * undefined when they cannot be used now (this relay's engine then makes it).
  */
+/**
+ * A relay's photos in the shared queue at once: enough to keep several workers busy, few enough
+ * that a relay's line is not all handed out while a worker is slow.
+ */
+const SHARED_JOBS_AT_ONCE = 8;
+
 export type SharedInferenceFn = (
   record: PhotoRecord,
   options: SegmentOptions,
@@ -112,6 +118,8 @@ export class Processor {
   /** Keeping full renders one at a time, so the disk budget is checked against what is there. */
   private fullRenderKeeping: Promise<void> = Promise.resolve();
   private readonly turns: EngineTurns;
+  /** This relay's photos out with the shared workers at once (cluster/): not engine turns. */
+  private readonly sharedTurns = new EngineTurns(SHARED_JOBS_AT_ONCE);
   private shared: SharedChanges | undefined;
   private sharedInference: SharedInferenceFn | undefined;
 
@@ -366,6 +374,8 @@ export class Processor {
    * turn is taken, so the photos waiting in line hold nothing in memory.
    */
   private async attempts(record: PhotoRecord) {
+    const viaShared = await this.sharedAttempt(record);
+    if (viaShared) return viaShared;
     const { store, changes, logger } = this.deps;
     let attempted = record.attempts;
     for (;;) {
@@ -394,25 +404,58 @@ export class Processor {
   }
 
   /**
+   * The shared workers' cut-out (several machines), or undefined: no shared queue usable now, or
+   * a photo only this relay can make (a background image is this relay's file). Not an attempt
+   * of this relay's engine: a relay killed while its photos are with the workers does not count
+   * it against them at the next start (only a photo inside this relay's own engine is suspect).
+   */
+  private async sharedAttempt(record: PhotoRecord) {
+    const options = this.sharedInference && this.plainOptions();
+    if (!this.sharedInference || !options) return undefined;
+    const { store, changes } = this.deps;
+    const endTurn = await this.sharedTurns.take(false);
+    try {
+      const processing = store.markProcessing(record.id, { countAttempt: false });
+      if (!processing) throw deleted(record.id);
+      changes.changed(processing);
+      return await this.sharedInference(processing, options);
+    } catch (error) {
+      // A worker told "no such photo" by this relay while it is still here (a secret changed
+      // under it, say): made here instead.
+      if (
+        error instanceof PhotoRelayError &&
+        error.code === 'E_PHOTO_DELETED' &&
+        store.get(record.id)
+      )
+        return undefined;
+      throw error;
+    } finally {
+      endTurn();
+    }
+  }
+
+  /** The engine options of the display settings, unless they need the background image. */
+  private plainOptions(): SegmentOptions | undefined {
+    const { settings, backgroundImage } = this.deps;
+    const { background, displayMaxEdge, cutoutMode: mode } = settings.current();
+    if (background === 'image' && backgroundImage.bytes) return undefined;
+    return {
+      maxEdge: displayMaxEdge,
+      mode,
+      background: background.startsWith('#') ? background : undefined,
+    };
+  }
+
+  /**
    * The engine call with the operator's display settings. A background image that cannot be
    * used must not fail uploads: if the photo fails with it but works without it, the image is
    * dropped (transparent from now on) and the photo goes through.
    */
   private async segment(record: PhotoRecord) {
     const { engine, settings, backgroundImage, logger, store } = this.deps;
-    const { background, displayMaxEdge, cutoutMode: mode } = settings.current();
-    const withImage = background === 'image' && backgroundImage.bytes;
-    if (!withImage) {
-      const options = {
-        maxEdge: displayMaxEdge,
-        mode,
-        background: background.startsWith('#') ? background : undefined,
-      };
-      // The shared workers when there are some (a background image is this relay's file: such
-      // photos are made here).
-      const made = await this.sharedInference?.(record, options);
-      return made ?? engine.segment(await store.readOriginal(record), options);
-    }
+    const { displayMaxEdge, cutoutMode: mode } = settings.current();
+    const plain = this.plainOptions();
+    if (plain) return engine.segment(await store.readOriginal(record), plain);
     const bytes = await store.readOriginal(record);
     try {
       return await engine.segment(bytes, {

@@ -9,7 +9,16 @@ export interface WallTable {
   listWalls(): WallRow[];
   touchWall(id: string, lastSeenAt: string): void;
   removeWall(id: string): boolean;
+  getSetting<T>(key: string, fallback: T): T;
+  setSetting(key: string, value: unknown): void;
 }
+
+/**
+ * Revoked wall ids, kept so another relay's late or repeated news of the wall (several machines)
+ * cannot bring it back. Bounded: far more revocations than any event makes.
+ */
+const REVOKED_SETTING = 'walls.revoked';
+const REVOKED_KEPT = 2000;
 
 /** Last-seen times are written at most this often per wall (a pong every 15 s is not a write). */
 const TOUCH_PERIOD_MS = 60_000;
@@ -100,6 +109,7 @@ export class WallCredentials {
    */
   adopt(row: WallRow): boolean {
     if (this.table.listWalls().some((known) => known.id === row.id)) return false;
+    if (this.table.getSetting<string[]>(REVOKED_SETTING, []).includes(row.id)) return false;
     this.table.addWall(row);
     return true;
   }
@@ -149,6 +159,9 @@ export class WallCredentials {
     this.written.delete(id);
     this.seen.delete(id);
     const removed = this.table.removeWall(id);
+    const revoked = this.table.getSetting<string[]>(REVOKED_SETTING, []);
+    if (!revoked.includes(id))
+      this.table.setSetting(REVOKED_SETTING, [...revoked, id].slice(-REVOKED_KEPT));
     if (removed && share) this.shared?.revoked(id);
     return removed;
   }

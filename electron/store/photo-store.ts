@@ -407,14 +407,17 @@ export class PhotoStore {
     return { resume, crashLooped };
   }
 
-  /** Counts an attempt before the engine sees the photo (so a crash inside it is counted). */
-  markProcessing(id: string): PhotoRecord | undefined {
+  /**
+   * Counts an attempt before the engine sees the photo (so a crash inside it is counted);
+   * `countAttempt: false` when it goes to another machine's engine (a crash here is not its doing).
+   */
+  markProcessing(id: string, { countAttempt = true } = {}): PhotoRecord | undefined {
     const row = this.db
       .prepare(
-        `UPDATE photos SET status = 'processing', attempts = attempts + 1
+        `UPDATE photos SET status = 'processing', attempts = attempts + ?
          WHERE id = ? AND status IN ('queued','processing') RETURNING *`,
       )
-      .get(id) as Row | undefined;
+      .get(countAttempt ? 1 : 0, id) as Row | undefined;
     return row && toRecord(row);
   }
 

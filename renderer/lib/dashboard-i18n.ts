@@ -99,6 +99,8 @@ const en = {
   redisDown: 'Redis down since {time}',
   clusterUnshared: '{n} changes waiting to be shared',
   clusterUnsharedOne: '1 change waiting to be shared',
+  clusterWaiting:
+    '{n} photo(s) of other relays not shown here yet: their relay does not give the cut-out (tried again every few seconds)',
   clusterRelays: 'Relays',
   clusterWorkers: 'Workers',
   clusterQueue: 'Shared queue',
@@ -229,6 +231,8 @@ const ja: Record<Key, string> = {
   redisDown: 'Redis 停止（{time} から）',
   clusterUnshared: '共有待ちの変更が {n} 件あります',
   clusterUnsharedOne: '共有待ちの変更が 1 件あります',
+  clusterWaiting:
+    '他のリレーの写真 {n} 枚がまだ表示されていません（そのリレーから切り抜きを取得できません。数秒ごとに再試行します）',
   clusterRelays: 'リレー',
   clusterWorkers: 'ワーカー',
   clusterQueue: '共有キュー',

@@ -1,3 +1,4 @@
+import { socketOrigin } from '../../shared/wall-relays';
 import { withPin } from './pin';
 
 /** What a guest socket presents: the event PIN, or a display's own credential (`wallToken`). */
@@ -21,11 +22,18 @@ export interface RelaySocketHandlers {
   onOpen?: () => void;
   onMessage?: (data: string) => void;
   /**
-   * Return false to stop reconnecting (the relay said this credential is no good any more);
-   * anything else reconnects.
+   * Return false to stop reconnecting (the relay said this credential is no good any more),
+   * 'moved' when the caller has chosen another relay (tried at once, with the count of failures
+   * started again); anything else reconnects with backoff.
    */
   onClose?: (failedAttempts: number, close: RelayClose) => unknown;
 }
+
+/**
+ * A socket not open after this long is given up (and counts as a failure): a relay whose machine
+ * vanished from the Wi-Fi answers nothing at all, and the browser's own wait is minutes long.
+ */
+const CONNECT_TIMEOUT_MS = 8000;
 
 const RELAY_ORIGIN_KEY = (origin: string) => `photo-relay.wall-token:${origin}`;
 
@@ -45,13 +53,14 @@ export function forgetWallToken(origin = location.origin): void {
 /**
  * A protocol-2 WebSocket to the relay that reconnects with exponential backoff and full jitter (so
  * a relay restart is not met by every display at the same instant), until stopped or until
- * `onClose` returns false. `credential` is read at every connect (a wall switches from the PIN to
- * its own token). Returns `stop`.
+ * `onClose` returns false. `credential` and `relay` (the http(s) origin to connect to: this page's
+ * unless a wall has moved) are read at every connect. Returns `stop`.
  */
 export function openRelaySocket(
   role: 'display' | 'uploader' | 'dashboard',
   credential: string | (() => RelayCredential),
   handlers: RelaySocketHandlers,
+  relay: () => string = () => location.origin,
 ): () => void {
   let socket: WebSocket | undefined;
   let timer: number | undefined;
@@ -59,21 +68,24 @@ export function openRelaySocket(
   let stopped = false;
   const current = () => (typeof credential === 'string' ? { pin: credential } : credential());
   const connect = () => {
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    socket = new WebSocket(
-      withCredential(`${scheme}://${location.host}/ws?protocol=2&role=${role}`, current()),
+    const opening = new WebSocket(
+      withCredential(`${socketOrigin(relay())}/ws?protocol=2&role=${role}`, current()),
     );
+    socket = opening;
     let opened = false;
-    socket.onopen = () => {
+    const giveUp = window.setTimeout(() => opening.close(), CONNECT_TIMEOUT_MS);
+    opening.onopen = () => {
+      window.clearTimeout(giveUp);
       if (stopped) return;
       opened = true;
       failed = 0;
       handlers.onOpen?.();
     };
-    socket.onmessage = (event: MessageEvent<string>) => {
+    opening.onmessage = (event: MessageEvent<string>) => {
       if (!stopped) handlers.onMessage?.(event.data);
     };
-    socket.onclose = (event: CloseEvent) => {
+    opening.onclose = (event: CloseEvent) => {
+      window.clearTimeout(giveUp);
       // Stopped by the caller: a late close must not overwrite the state of a newer socket.
       if (stopped) return;
       if (!opened) failed++;
@@ -84,6 +96,11 @@ export function openRelaySocket(
       });
       if (again === false) {
         stopped = true;
+        return;
+      }
+      if (again === 'moved') {
+        failed = 0;
+        timer = window.setTimeout(connect, 100 + Math.random() * 400);
         return;
       }
       const ceiling = Math.min(30_000, 500 * 2 ** Math.min(failed, 6));

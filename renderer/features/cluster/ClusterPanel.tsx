@@ -252,6 +252,11 @@ export function ClusterPanel() {
                     : format(t.clusterUnshared, { n: status.unshared })}
                 </p>
               )}
+              {status.waiting > 0 && (
+                <p className="cluster-unshared" data-testid="cluster-waiting">
+                  {format(t.clusterWaiting, { n: status.waiting })}
+                </p>
+              )}
             </>
           )}
           <h3>{t.clusterRelays}</h3>

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import type { PhotoEvent } from '../../../shared/protocol';
+import { wallRelays } from '../../../shared/wall-relays';
 import { messages } from '../../lib/i18n';
 import { initialPin } from '../../lib/pin';
 import { storedWallToken, withCredential, type RelayCredential } from '../../lib/relay-socket';
@@ -17,10 +18,15 @@ export interface WallOptions {
   background: string;
   backgroundImage?: string;
   captions: boolean;
+  /** This page's relay, then the others to move to if it dies (`relays=`). */
+  relays: string[];
 }
 
-/** Options from the URL: ?layout=spotlight|grid&interval=8&cells=9&bg=%23000&bgimage=/x.jpg&captions=0 */
-export function wallOptions(search = location.search): WallOptions {
+/**
+ * Options from the URL:
+ * ?layout=spotlight|grid&interval=8&cells=9&bg=%23000&bgimage=/x.jpg&captions=0&relays=http://b:8000
+ */
+export function wallOptions(search = location.search, here = location.origin): WallOptions {
   const params = new URLSearchParams(search);
   const number = (name: string, fallback: number, min: number, max: number) => {
     const value = Number(params.get(name));
@@ -36,17 +42,18 @@ export function wallOptions(search = location.search): WallOptions {
     background: /^(#[0-9a-f]{3,8}|[a-z]+|transparent)$/i.test(colour) ? colour : '#0b0f14',
     backgroundImage: image && /^\/[\w./-]+$/.test(image) ? image : undefined,
     captions: params.get('captions') !== '0',
+    relays: wallRelays(params.get('relays'), here),
   };
 }
 
 function Photo({
   photo,
-  credential,
+  feed,
   captions,
   className,
 }: {
   photo: PhotoEvent;
-  credential: RelayCredential;
+  feed: Feed;
   captions: boolean;
   className: string;
 }) {
@@ -56,7 +63,7 @@ function Photo({
   return (
     <figure className={`${className} ${loaded ? 'shown' : ''}`} data-photo-id={photo.id}>
       <img
-        src={withCredential(png ? photo.cutoutUrl : photo.compactUrl, credential)}
+        src={cutoutSource(png ? photo.cutoutUrl : photo.compactUrl, feed.relay, feed.credential)}
         alt=""
         onLoad={() => setLoaded(true)}
         onError={() => setPng(true)}
@@ -64,6 +71,12 @@ function Photo({
       {captions && photo.description && <figcaption>{photo.description}</figcaption>}
     </figure>
   );
+}
+
+/** From the relay the wall is on now (every relay of the event serves every photo). */
+function cutoutSource(route: string, relay: string, credential: RelayCredential): string {
+  const path = withCredential(route, credential);
+  return relay === location.origin ? path : new URL(path, relay).href;
 }
 
 function Spotlight({ feed, options }: { feed: Feed; options: WallOptions }) {
@@ -103,7 +116,7 @@ function Spotlight({ feed, options }: { feed: Feed; options: WallOptions }) {
           <Photo
             key={shown.id}
             photo={shown}
-            credential={feed.credential}
+            feed={feed}
             captions={options.captions}
             className="spot"
           />
@@ -138,7 +151,7 @@ function Grid({ feed, options }: { feed: Feed; options: WallOptions }) {
           <Photo
             key={photo.id}
             photo={photo}
-            credential={feed.credential}
+            feed={feed}
             captions={options.captions}
             className="cell"
           />
@@ -174,7 +187,7 @@ function LiveWall({
   start: { pin?: string; wallToken?: string };
   options: WallOptions;
 }) {
-  const feed = useRelayFeed(start);
+  const feed = useRelayFeed(start, options.relays);
   if (feed.stopped === 'removed') return <Notice text={t.wallRemoved} reason="removed" />;
   if (feed.stopped === 'pinChanged') return <Notice text={t.wallPinChanged} reason="pin-changed" />;
   return options.layout === 'grid' ? (

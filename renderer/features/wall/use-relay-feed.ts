@@ -7,6 +7,12 @@ import {
   type RelayCredential,
 } from '../../lib/relay-socket';
 
+/**
+ * Connects in a row that fail before a wall with other relays moves on: one failure is a relay
+ * restarting (a few seconds), the second, a second or two later, means it is not coming back soon.
+ */
+const MOVE_AFTER_FAILURES = 2;
+
 /** Why the wall stopped for good (until the page is opened again). */
 export type WallStop = 'removed' | 'pinChanged';
 
@@ -22,6 +28,8 @@ export interface Feed {
   stopped: WallStop | undefined;
   /** What cut-out URLs carry: the wall's own token once it has one, else the PIN. */
   credential: RelayCredential;
+  /** The relay (http(s) origin) the wall is connected or connecting to; cut-outs load from it. */
+  relay: string;
   takeArrival: () => PhotoEvent | undefined;
 }
 
@@ -29,11 +37,14 @@ export interface Feed {
  * A browser cannot read why a WebSocket upgrade was refused, so after a refusal the wall asks
  * the HTTP API with the same credential: the catalog code says whether to keep trying.
  */
-async function refusalCode(credential: RelayCredential): Promise<string | undefined> {
+async function refusalCode(
+  relay: string,
+  credential: RelayCredential,
+): Promise<string | undefined> {
   const headers: Record<string, string> =
     'wall' in credential ? { 'X-Wall-Token': credential.wall } : { 'X-Event-Pin': credential.pin };
   try {
-    const response = await fetch('/api/photos?limit=1', { headers });
+    const response = await fetch(`${relay}/api/photos?limit=1`, { headers });
     if (response.status !== 401) return undefined;
     const body = (await response.json()) as { code?: string };
     return body.code;
@@ -47,8 +58,16 @@ async function refusalCode(credential: RelayCredential): Promise<string | undefi
  * backoff and jitter and resynchronises from the hello's history each time. A display that joins
  * with the PIN is given its own credential in the hello: it is kept (localStorage, per relay
  * origin) and used from then on, so a PIN rotation or a relay restart does not cut the wall off.
+ *
+ * Given several relays of one event (`relays`, this page's first: shared/wall-relays.ts), a wall
+ * whose relay stops answering (MOVE_AFTER_FAILURES connects in a row refused or unanswered)
+ * moves to the next one, and so on round the list: the credential holds on every relay of the
+ * event (the PIN and wall credentials are shared through Redis), and so does the history.
  */
-export function useRelayFeed(start: { pin?: string; wallToken?: string }): Feed {
+export function useRelayFeed(
+  start: { pin?: string; wallToken?: string },
+  relays: string[] = [location.origin],
+): Feed {
   const [photos, setPhotos] = useState<PhotoEvent[]>([]);
   const [online, setOnline] = useState(false);
   const [refused, setRefused] = useState(false);
@@ -57,11 +76,16 @@ export function useRelayFeed(start: { pin?: string; wallToken?: string }): Feed 
     start.wallToken ? { wall: start.wallToken } : { pin: start.pin ?? '' },
   );
   const held = useRef(credential);
+  const [relay, setRelay] = useState(relays[0]!);
+  const relayNow = useRef(relay);
   const arrivals = useRef<PhotoEvent[]>([]);
   const [, setTick] = useState(0);
 
   useEffect(() => {
     let probing = false;
+    /** Every photo this page has been told of (history or live). */
+    const seen = new Set<string>();
+    let greeted = false;
     /** The token in hand has let this page in at least once (else it came from storage). */
     let tokenWorked = false;
     const use = (next: RelayCredential) => {
@@ -74,67 +98,92 @@ export function useRelayFeed(start: { pin?: string; wallToken?: string }): Feed 
       setOnline(false);
       setStopped(why);
     };
-    const stop = openRelaySocket('display', () => held.current, {
-      onOpen: () => {
-        if ('wall' in held.current) tokenWorked = true;
-        setOnline(true);
-      },
-      onMessage: (data) => {
-        const message = JSON.parse(data) as ServerMessageV2;
-        if (message.type === 'hello') {
-          setRefused(false);
-          if (message.wallToken) {
-            tokenWorked = true;
-            rememberWallToken(message.wallToken);
-            use({ wall: message.wallToken });
+    const moveOn = () => {
+      const next = relays[(relays.indexOf(relayNow.current) + 1) % relays.length]!;
+      relayNow.current = next;
+      setRelay(next);
+    };
+    const stop = openRelaySocket(
+      'display',
+      () => held.current,
+      {
+        onOpen: () => {
+          if ('wall' in held.current) tokenWorked = true;
+          setOnline(true);
+        },
+        onMessage: (data) => {
+          const message = JSON.parse(data) as ServerMessageV2;
+          if (message.type === 'hello') {
+            setRefused(false);
+            if (message.wallToken) {
+              tokenWorked = true;
+              rememberWallToken(message.wallToken);
+              use({ wall: message.wallToken });
+            }
+            setPhotos(message.history);
+            const inHistory = new Set(message.history.map((photo) => photo.id));
+            arrivals.current = arrivals.current.filter((photo) => inHistory.has(photo.id));
+            // Back after a restart, an outage or a move to another relay: what arrived meanwhile
+            // goes up as arrivals (oldest first), as it would have live. At the first hello the
+            // history is just the loop.
+            if (greeted) {
+              const missed = message.history.filter((photo) => !seen.has(photo.id)).reverse();
+              arrivals.current.push(...missed);
+              if (missed.length) setTick((n) => n + 1);
+            }
+            for (const photo of message.history) seen.add(photo.id);
+            greeted = true;
+          } else if (message.type === 'photo') {
+            seen.add(message.photo.id);
+            setPhotos((current) => [
+              message.photo,
+              ...current.filter((photo) => photo.id !== message.photo.id),
+            ]);
+            arrivals.current.push(message.photo);
+            setTick((n) => n + 1);
+          } else {
+            setPhotos((current) => current.filter((photo) => photo.id !== message.id));
+            arrivals.current = arrivals.current.filter((photo) => photo.id !== message.id);
           }
-          setPhotos(message.history);
-          const known = new Set(message.history.map((photo) => photo.id));
-          arrivals.current = arrivals.current.filter((photo) => known.has(photo.id));
-        } else if (message.type === 'photo') {
-          setPhotos((current) => [
-            message.photo,
-            ...current.filter((photo) => photo.id !== message.photo.id),
-          ]);
-          arrivals.current.push(message.photo);
-          setTick((n) => n + 1);
-        } else {
-          setPhotos((current) => current.filter((photo) => photo.id !== message.id));
-          arrivals.current = arrivals.current.filter((photo) => photo.id !== message.id);
-        }
+        },
+        onClose: (failedAttempts, close) => {
+          setOnline(false);
+          if (close.code === CLOSE_CODES.wallRevoked) {
+            halt('removed');
+            return false;
+          }
+          if (close.code === CLOSE_CODES.pinRotated) {
+            // Only a wall without a credential of its own (opened before walls had one) gets this.
+            halt('pinChanged');
+            return false;
+          }
+          if (failedAttempts >= MOVE_AFTER_FAILURES && relays.length > 1) {
+            moveOn();
+            return 'moved';
+          }
+          if (failedAttempts > 0 && !probing) {
+            probing = true;
+            const tried = held.current;
+            void refusalCode(relayNow.current, tried).then((code) => {
+              probing = false;
+              if (held.current !== tried) return;
+              if (code === 'E_WALL_REVOKED' && !tokenWorked && start.pin) {
+                // A token kept from an earlier event (another data folder) while this link
+                // carries the PIN: join with the PIN again and be given a new one.
+                forgetWallToken();
+                use({ pin: start.pin });
+              } else if (code === 'E_WALL_REVOKED') halt('removed');
+              else if (code === 'E_PIN_WRONG' || code === 'E_PIN_REQUIRED') halt('pinChanged');
+            });
+          }
+          // Refused again and again before opening: most likely the PIN (it may be a restart).
+          if (failedAttempts > 2) setRefused(true);
+          // CLOSE_CODES.disconnectedByOperator, a restart, the network: reconnect.
+          return true;
+        },
       },
-      onClose: (failedAttempts, close) => {
-        setOnline(false);
-        if (close.code === CLOSE_CODES.wallRevoked) {
-          halt('removed');
-          return false;
-        }
-        if (close.code === CLOSE_CODES.pinRotated) {
-          // Only a wall without a credential of its own (opened before walls had one) gets this.
-          halt('pinChanged');
-          return false;
-        }
-        if (failedAttempts > 0 && !probing) {
-          probing = true;
-          const tried = held.current;
-          void refusalCode(tried).then((code) => {
-            probing = false;
-            if (held.current !== tried) return;
-            if (code === 'E_WALL_REVOKED' && !tokenWorked && start.pin) {
-              // A token kept from an earlier event (another data folder) while this link
-              // carries the PIN: join with the PIN again and be given a new one.
-              forgetWallToken();
-              use({ pin: start.pin });
-            } else if (code === 'E_WALL_REVOKED') halt('removed');
-            else if (code === 'E_PIN_WRONG' || code === 'E_PIN_REQUIRED') halt('pinChanged');
-          });
-        }
-        // Refused again and again before opening: most likely the PIN (it may be a restart).
-        if (failedAttempts > 2) setRefused(true);
-        // CLOSE_CODES.disconnectedByOperator, a restart, the network: reconnect.
-        return true;
-      },
-    });
+      () => relayNow.current,
+    );
     return stop;
     // The starting credential is read once; the socket follows `held` from then on.
   }, []);
@@ -146,6 +195,7 @@ export function useRelayFeed(start: { pin?: string; wallToken?: string }): Feed 
     refused,
     stopped,
     credential,
+    relay,
     takeArrival: () => arrivals.current.shift(),
   };
 }

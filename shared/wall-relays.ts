@@ -1,0 +1,35 @@
+/**
+ * The relays a wall may move between (`/display?pin=…&relays=http://10.0.0.3:8000,…`): the
+ * relay that served the page first, then the listed ones in order. Read by the wall page (where
+ * to connect next when its relay dies) and by the relay serving it (its Content-Security-Policy
+ * lets the page reach exactly these and no other origin).
+ */
+
+/** More than this many alternates is not a layout anyone runs; the rest are ignored. */
+export const MAX_WALL_RELAYS = 8;
+
+/** `here` first, then each listed http(s) origin once; anything else in the list is ignored. */
+export function wallRelays(relaysParam: string | null | undefined, here: string): string[] {
+  const origins = [here];
+  for (const item of (relaysParam ?? '').split(',')) {
+    const origin = httpOrigin(item.trim());
+    if (origin && !origins.includes(origin)) origins.push(origin);
+    if (origins.length > MAX_WALL_RELAYS) break;
+  }
+  return origins;
+}
+
+function httpOrigin(text: string): string | undefined {
+  if (!text) return undefined;
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The WebSocket origin of a relay's http(s) origin (`http://a:8000` → `ws://a:8000`). */
+export function socketOrigin(origin: string): string {
+  return origin.replace(/^http/, 'ws');
+}
