@@ -19,11 +19,16 @@ export function wallRelays(relaysParam: string | null | undefined, here: string)
   return origins;
 }
 
+const HOST = /^([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/i;
+
 function httpOrigin(text: string): string | undefined {
   if (!text) return undefined;
   try {
     const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+    const web = url.protocol === 'http:' || url.protocol === 'https:';
+    // A plain host name or address only: the origin goes into a Content-Security-Policy, where
+    // `*`, `;` or `,` would mean something else.
+    return web && HOST.test(url.hostname) ? url.origin : undefined;
   } catch {
     return undefined;
   }

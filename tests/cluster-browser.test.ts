@@ -132,15 +132,29 @@ describe.skipIf(skipReason)('a shared event in Chromium', () => {
     const page: Page = await (
       await browser.newContext({ viewport: { width: 1280, height: 720 } })
     ).newPage();
-    const displayUrl = `${relayA.url}/display?pin=${PIN}&interval=60&relays=${encodeURIComponent(
-      `${relayB.url},javascript:alert(1),ftp://elsewhere`,
-    )}`;
-    const served = await page.goto(displayUrl);
-    // The page may reach B (and no other origin it was handed).
-    const policy = served!.headers()['content-security-policy']!;
-    expect(policy).toContain(`img-src 'self' blob: data: ${relayB.url}`);
-    expect(policy).toContain(relayB.url.replace('http', 'ws'));
-    expect(policy).not.toMatch(/javascript|ftp/);
+    // The operator's display link lists the other relay (the dashboard's QR code and link).
+    let displayUrl = '';
+    await until(
+      async () => {
+        const overview = await admin<{ displayUrls: string[] }>(relayA, '/overview');
+        displayUrl = overview.displayUrls.find((url) => url.startsWith(relayA.url)) ?? '';
+        return displayUrl.includes('relays=');
+      },
+      'A’s display link to list B',
+      20_000,
+    );
+    expect(new URL(displayUrl).searchParams.get('relays')).toBe(relayB.url);
+    await page.goto(`${displayUrl}&interval=60`);
+    // The page may reach the relays it was handed that are http(s) origins, and no other origin.
+    const handed = await fetch(
+      `${relayA.url}/display?pin=${PIN}&relays=${encodeURIComponent(
+        `${relayB.url}/x?y, javascript:alert(1),ftp://elsewhere,http://a"b;c`,
+      )}`,
+    );
+    const policy = handed.headers.get('content-security-policy')!;
+    expect(policy).toContain(`img-src 'self' blob: data: ${relayB.url};`);
+    expect(policy).toContain(`${relayB.url} ${relayB.url.replace('http', 'ws')};`);
+    expect(policy).not.toMatch(/javascript|ftp|elsewhere|"|\/x/);
 
     const shown = (description: string) =>
       page.locator('figure.shown', { has: page.locator('figcaption', { hasText: description }) });

@@ -184,6 +184,10 @@ describe('the relays a wall may move to (relays=)', () => {
       ),
     ).toEqual(['http://10.0.0.5:8000', 'http://10.0.0.6:8000', 'https://b.lan']);
     expect(wallRelays(null, 'http://a:1')).toEqual(['http://a:1']);
+    // Nothing that would mean something else in a Content-Security-Policy.
+    expect(
+      wallRelays('http://*,http://a"b;c,http://a%3Bb,http://x%2Cy,http://[::1]:8001', 'http://a:1'),
+    ).toEqual(['http://a:1', 'http://[::1]:8001']);
     const many = Array.from({ length: 20 }, (_, i) => `http://10.0.0.${i + 10}:8000`).join(',');
     expect(wallRelays(many, 'http://a:1')).toHaveLength(9);
   });

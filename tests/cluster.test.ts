@@ -216,6 +216,12 @@ describe.skipIf(skipReason)('several machines through Redis', () => {
       return { pin: overview.pin, ...overview.settings };
     };
     const settingsBefore = await settingsOf(relayB);
+    // The routes of the machines: nothing without the secret, "try again" with another one.
+    const route = `${relayA.url}/cluster/photos/${id}/cutout`;
+    expect((await fetch(route)).status).toBe(404);
+    expect((await fetch(route, { headers: { 'x-photo-relay-cluster': 'not-it' } })).status).toBe(
+      503,
+    );
 
     const photo = {
       id: randomUUID(),

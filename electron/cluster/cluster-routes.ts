@@ -16,14 +16,19 @@ function sameSecret(given: string | undefined, secret: string | undefined): bool
 /**
  * What the other machines of the event fetch from this relay: the originals of the photos it
  * accepted (for the workers) and their cut-outs (for the other relays' walls). Only with the
- * event's secret, which only processes holding REDIS_URL can read; everyone else gets 404, as
- * if the routes did not exist.
+ * event's secret, which only processes holding REDIS_URL can read; a request without it gets
+ * 404, as if the routes did not exist (one with another secret: 503, try again).
  */
 export function clusterRouter(store: PhotoStore, secret: () => string | undefined): Router {
   const router = Router();
   const ownPhoto = (req: Request) => {
-    if (!sameSecret(req.get(CLUSTER_SECRET_HEADER), secret()))
-      throw new PhotoRelayError('E_NOT_FOUND');
+    const given = req.get(CLUSTER_SECRET_HEADER);
+    if (!given) throw new PhotoRelayError('E_NOT_FOUND');
+    // A machine of the event whose secret differs from ours (one side has not joined since the
+    // secret was made again, ours is not read yet): not "no such photo", which would make the
+    // other relay give the photo up. Try again shortly.
+    if (!sameSecret(given, secret()))
+      throw new PhotoRelayError('E_RELAY_BUSY', 'The cluster secret does not match (yet).');
     const record = store.get(String(req.params.id));
     if (!record || record.origin) throw new PhotoRelayError('E_NOT_FOUND');
     return record;
@@ -66,13 +71,14 @@ export async function fetchClusterFile(
   photoId: string,
   file: 'cutout' | 'original',
   secret: string | undefined,
+  timeoutMs = 30_000,
 ): Promise<Buffer> {
   const url = `${relayUrl}/cluster/photos/${encodeURIComponent(photoId)}/${file}`;
   let response: Response;
   try {
     response = await fetch(url, {
       headers: secret ? { [CLUSTER_SECRET_HEADER]: secret } : {},
-      signal: AbortSignal.timeout(30_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     throw new ClusterFetchError(

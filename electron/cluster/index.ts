@@ -42,6 +42,8 @@ export interface Cluster {
   redisState(): string | undefined;
   /** The origins of the event's other relays (their wall pages may connect here). */
   peerOrigins(): string[];
+  /** Where the event's other relays are reached (online ones), for the walls' links. */
+  otherRelays(): string[];
   stop(): Promise<void>;
 }
 
@@ -61,6 +63,9 @@ export interface ClusterDeps {
 }
 
 const RELAY_ID_SETTING = 'cluster.relayId';
+const PEER_ORIGINS_SETTING = 'cluster.peerOrigins';
+/** Far more page origins than an event's relays have (each has a few addresses). */
+const MAX_PEER_ORIGINS = 256;
 
 /** This relay's id among the event's machines: made once per data folder and kept. */
 function relayId(store: PhotoStore): string {
@@ -89,9 +94,11 @@ function localWorkerEntry(deps: ClusterDeps, startedAt: string): ClusterWorker {
   };
 }
 
-/** `[origin]` of a URL, `[]` for one not known yet (before the relay listens). */
+/** `[origin]` of an http(s) URL, `[]` for anything else (one not known yet, `null`…). */
 function originOf(url: string): string[] {
-  return URL.canParse(url) ? [new URL(url).origin] : [];
+  if (!URL.canParse(url)) return [];
+  const { protocol, origin } = new URL(url);
+  return protocol === 'http:' || protocol === 'https:' ? [origin] : [];
 }
 
 function relayEntry(
@@ -125,6 +132,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
       },
       redisState: () => undefined,
       peerOrigins: () => [],
+      otherRelays: () => [],
       status() {
         return Promise.resolve({
           mode: 'single',
@@ -184,8 +192,8 @@ function joinedCluster(
         if (deps.walls.revoke(wallId, { share: false })) deps.closeWallSockets(wallId);
       },
     },
-    fetchCutout: (origin, photoId): Promise<Buffer> =>
-      fetchClusterFile(origin, photoId, 'cutout', shared.secret),
+    fetchCutout: (origin, photoId, timeoutMs): Promise<Buffer> =>
+      fetchClusterFile(origin, photoId, 'cutout', shared.secret, timeoutMs),
   });
   const inference = new SharedInference(link, keys);
   const secret = () =>
@@ -202,24 +210,34 @@ function joinedCluster(
   };
   let worker: InferenceWorker | undefined;
   const stops: (() => Promise<void>)[] = [];
-  // The other relays' origins, refreshed in the background (the upgrade check is synchronous).
-  let peers: string[] = [];
+  // The origins of every relay of the event seen so far, refreshed in the background (the upgrade
+  // check is synchronous). Never shrunk, and kept in the data folder: a wall whose relay stopped
+  // (its entry gone from Redis), died an hour ago, or died with Redis, still comes from there.
+  let peers = store.getSetting<string[]>(PEER_ORIGINS_SETTING, []);
+  let others: string[] = [];
   const refreshPeers = async () => {
-    // Redis away: the last list stands (a wall moving here from a relay that died with it).
     if (link.state().state !== 'connected') return;
     const relays = await readPresence<{
       id: string;
       url: string;
-      pageOrigins?: string[];
+      pageOrigins?: unknown;
       lastSeenAt: string;
     }>(link, keys.relays);
-    peers = [
-      ...new Set(
-        relays
-          .filter((relay) => relay.id !== id)
-          .flatMap((relay) => [...originOf(relay.url), ...(relay.pageOrigins ?? [])]),
-      ),
-    ];
+    others = relays
+      .filter((relay) => relay.id !== id && relay.online)
+      .flatMap((relay) => originOf(relay.url));
+    const seen = relays
+      .filter((relay) => relay.id !== id)
+      .flatMap((relay) => [
+        relay.url,
+        ...(Array.isArray(relay.pageOrigins) ? (relay.pageOrigins as unknown[]) : []),
+      ])
+      .flatMap((url) => (typeof url === 'string' ? originOf(url) : []));
+    const union = [...new Set([...peers, ...seen])].slice(0, MAX_PEER_ORIGINS);
+    if (union.length !== peers.length) {
+      peers = union;
+      store.setSetting(PEER_ORIGINS_SETTING, peers);
+    }
   };
   link.on('down', () =>
     logger.warn(
@@ -234,6 +252,7 @@ function joinedCluster(
     router: clusterRouter(store, () => shared.secret),
     redisState: () => link.state().state,
     peerOrigins: () => peers,
+    otherRelays: () => others,
     start(selfUrl, selfPages = () => []) {
       url = selfUrl;
       pageUrls = selfPages;
@@ -259,7 +278,12 @@ function joinedCluster(
         return Promise.resolve();
       });
       if (config.localWorker) {
-        worker = new InferenceWorker(link, keys, deps.engine, original, { concurrency: 2 });
+        worker = new InferenceWorker(link, keys, deps.engine, original, {
+          concurrency: 2,
+          beforeOwnPhoto: (job) => {
+            if (job.relayId === id) store.markProcessing(job.photoId);
+          },
+        });
         const running = worker;
         stops.push(
           keepPresence(link, keys.workers, running.id, () => ({

@@ -22,8 +22,8 @@ export const QUEUE_NAME = 'cutout';
 const UNATTENDED_CHECK_MS = 5000;
 
 /**
- * A job not finished after this long is made by its relay instead (a worker that holds its lock
- * but never ends: a GPU driver hung, say). Far above any real job (seconds).
+ * A job a worker has held this long without ending is made by its relay instead (a worker that
+ * keeps its lock but never ends: a GPU driver hung, say). Far above any real job (seconds).
  */
 const JOB_DEADLINE_MS = 120_000;
 
@@ -153,7 +153,7 @@ export class SharedInference {
     } catch {
       return undefined;
     }
-    const finished = within(added.waitUntilFinished(this.events), JOB_DEADLINE_MS, undefined);
+    const finished = added.waitUntilFinished(this.events);
     let onDown!: () => void;
     let unattended: NodeJS.Timeout | undefined;
     const down = new Promise<undefined>((resolve) => {
@@ -161,10 +161,14 @@ export class SharedInference {
       this.link.once('down', onDown);
       // No worker anywhere (every relay LOCAL_WORKER=0 and no worker process): a job still
       // waiting is taken back and made here rather than waited for forever.
+      // A job a worker has held past JOB_DEADLINE_MS (counted from when it took it, not from
+      // the wait in line) is made here too.
       unattended = setInterval(() => {
-        void this.takeBackUnattended(added).then((taken) => {
-          if (taken) resolve(undefined);
-        });
+        void Promise.all([this.takeBackUnattended(added), this.overdue(added)]).then(
+          ([taken, overdue]) => {
+            if (taken || overdue) resolve(undefined);
+          },
+        );
       }, UNATTENDED_CHECK_MS);
     });
     let returned: CutoutReturn | undefined;
@@ -185,6 +189,12 @@ export class SharedInference {
     if (!bytes) return undefined;
     this.link.client.del(returned.resultKey).catch(() => undefined);
     return decodeResult(bytes);
+  }
+
+  /** True when a worker took the job more than JOB_DEADLINE_MS ago and it has not ended. */
+  private async overdue(job: Job<CutoutJob, CutoutReturn>): Promise<boolean> {
+    const now = await this.queue.getJob(job.id!).catch(() => undefined);
+    return !!now?.processedOn && !now.finishedOn && Date.now() - now.processedOn > JOB_DEADLINE_MS;
   }
 
   /** True when no worker is online and the job, still waiting, was taken out of the queue. */
@@ -263,7 +273,16 @@ export class InferenceWorker {
     private readonly keys: EventKeys,
     private readonly engine: Engine,
     private readonly original: OriginalSource,
-    options: { concurrency: number; stall?: StallTiming },
+    private readonly options: {
+      concurrency: number;
+      stall?: StallTiming;
+      /**
+       * A relay's own worker (LOCAL_WORKER), told before its engine sees one of this relay's own
+       * photos: the photo is then inside this process, so a crash here counts against it (the
+       * relay sets aside a photo that kept killing it, as on its own).
+       */
+      beforeOwnPhoto?: (job: CutoutJob) => void;
+    },
   ) {
     const stall = options.stall ?? DEFAULT_STALL_TIMING;
     this.worker = new Worker(QUEUE_NAME, (job) => this.run(job), {
@@ -281,6 +300,7 @@ export class InferenceWorker {
     this.counters.running++;
     try {
       const bytes = await this.original(job.data);
+      this.options.beforeOwnPhoto?.(job.data);
       const result = await this.engine.segment(bytes, job.data.options).catch((error: unknown) => {
         // A photo the engine refuses fails the same way wherever it runs: not tried again.
         if (error instanceof PhotoRelayError && error.status < 500)

@@ -7,6 +7,7 @@ import { ClusterFetchError } from './cluster-routes.ts';
 import type { EventKeys, RedisLink } from './redis-link.ts';
 import {
   parseSharedMessage,
+  sharedMessageSchema,
   type SharedMessage,
   type SharedPhoto,
   type SharedSettings,
@@ -35,6 +36,10 @@ const WAITING_PHOTOS = 'cluster.waitingPhotos';
 /** How often the waiting photos are tried again, and for how long before one is given up. */
 const WAITING_RETRY_MS = 5000;
 const WAITING_GIVE_UP_MS = 6 * 3_600_000;
+/** The log reader's one try (a LAN fetch of a cut-out takes well under a second)… */
+const FIRST_TRY_MS = 3000;
+/** …and each try aside. */
+const RETRY_TRY_MS = 10_000;
 
 type PhotoMessage = Extract<SharedMessage, { type: 'photo' }>;
 interface WaitingPhoto {
@@ -78,7 +83,7 @@ export class SharedEvent {
       self: { id: string; url: string };
       handlers: SharedEventHandlers;
       /** Fetches a finished photo's cut-out from the relay that has it (cluster-routes.ts). */
-      fetchCutout(url: string, id: string): Promise<Buffer>;
+      fetchCutout(url: string, id: string, timeoutMs: number): Promise<Buffer>;
     },
   ) {}
 
@@ -94,8 +99,12 @@ export class SharedEvent {
         .set(this.deps.keys.settings, JSON.stringify(sharedSettings(now)))
         .catch(() => undefined);
     });
-    for (const entry of this.deps.store.getSetting<WaitingPhoto[]>(WAITING_PHOTOS, []))
-      this.waiting.set(entry.message.photo.id, { ...entry, nextAt: 0 });
+    for (const entry of this.deps.store.getSetting<WaitingPhoto[]>(WAITING_PHOTOS, [])) {
+      // Kept in SQLite, but first read from Redis: checked again by the log's rules.
+      const parsed = sharedMessageSchema.safeParse(entry.message);
+      if (!parsed.success || parsed.data.type !== 'photo') continue;
+      this.waiting.set(parsed.data.photo.id, { ...entry, message: parsed.data, nextAt: 0 });
+    }
     this.waitingTimer = setInterval(() => void this.retryWaiting(), WAITING_RETRY_MS);
     this.waitingTimer.unref();
     this.reader = link.connection();
@@ -184,7 +193,7 @@ export class SharedEvent {
         : await link.client.set(keys.settings, mine, 'NX');
       if (!created) {
         const stored = await link.client.get(keys.settings);
-        if (stored) this.applySettings(JSON.parse(stored) as SharedSettings);
+        if (stored) this.applySettings(JSON.parse(stored) as unknown);
       }
       logger.info({ event: 'cluster.joined', redis: link.state().url }, 'joined the shared event');
     } catch (error) {
@@ -193,15 +202,16 @@ export class SharedEvent {
     await this.flush();
   }
 
-  private applySettings(shared: SharedSettings): void {
+  /** Throws E_BAD_OPTION (logged by the caller) for settings that break the rules. */
+  private applySettings(shared: unknown): void {
     const before = this.deps.settings.current();
     this.applyingSettings = true;
     try {
-      this.deps.settings.applyShared({ ...shared, model: before.model });
+      this.deps.settings.applyShared(shared);
     } finally {
       this.applyingSettings = false;
     }
-    if (before.pin !== shared.pin) this.deps.handlers.pinChanged();
+    if (before.pin !== this.deps.settings.current().pin) this.deps.handlers.pinChanged();
   }
 
   /** Sends the outbox in order, one flush at a time; stops where Redis stops answering. */
@@ -302,18 +312,26 @@ export class SharedEvent {
     switch (message.type) {
       case 'photo': {
         if (store.get(message.photo.id) || this.waiting.has(message.photo.id)) return;
-        // One try now; if the photo's relay does not give it, the log reader goes on (the
-        // moderation and the other relays' photos behind it must not wait) and it is tried again.
-        if (!(await this.fetchAndShow(message))) {
-          const now = Date.now();
-          this.waiting.set(message.photo.id, {
-            message,
-            since: now,
-            tries: 1,
-            nextAt: now + WAITING_RETRY_MS,
-          });
-          this.saveWaiting();
+        // One short try now, none while another photo of the same relay waits already (it is
+        // away): the log reader goes on (the moderation and the other relays' photos behind it
+        // must not wait), and the photo is tried again aside.
+        const relayAway = [...this.waiting.values()].some(
+          (entry) => entry.message.from === message.from,
+        );
+        const cutout = relayAway ? undefined : await this.fetchChecked(message, FIRST_TRY_MS);
+        if (cutout === 'gone') return;
+        if (cutout) {
+          await this.show(message, cutout);
+          return;
         }
+        const now = Date.now();
+        this.waiting.set(message.photo.id, {
+          message,
+          since: now,
+          tries: 1,
+          nextAt: now + WAITING_RETRY_MS,
+        });
+        this.saveWaiting();
         return;
       }
       case 'moderated': {
@@ -348,46 +366,75 @@ export class SharedEvent {
   }
 
   /**
-   * Fetches a photo's cut-out from its relay, stores and shows it. False when the relay did not
-   * give it (away, busy); a relay that answers it has no such photo (deleted there) ends it.
+   * A photo's cut-out from its relay, checked; 'gone' when the relay answers it has no such photo
+   * (deleted there); undefined when it did not give it (away, busy, not yet joined).
    */
-  private async fetchAndShow(message: PhotoMessage): Promise<boolean> {
-    const { store, handlers, logger } = this.deps;
-    let cutout: Buffer;
+  private async fetchChecked(
+    message: PhotoMessage,
+    timeoutMs: number,
+  ): Promise<Buffer | 'gone' | undefined> {
     try {
-      cutout = await this.deps.fetchCutout(message.url, message.photo.id);
+      const cutout = await this.deps.fetchCutout(message.url, message.photo.id, timeoutMs);
       checkCutout(cutout, message.photo);
+      return cutout;
     } catch (error) {
-      if (error instanceof ClusterFetchError && error.gone) return true;
-      logger.warn(
+      if (error instanceof ClusterFetchError && error.gone) return 'gone';
+      this.deps.logger.warn(
         { event: 'cluster.cutout-waiting', photo: message.photo.id, err: (error as Error).message },
         'a photo of another relay waits for its cut-out',
       );
-      return false;
+      return undefined;
     }
-    const record = await store.importShared({ ...message.photo, origin: message.from }, cutout);
-    if (record) handlers.photoArrived(record, cutout);
-    return true;
   }
 
-  /** The waiting photos whose time has come, one at a time (never two rounds at once). */
+  private async show(message: PhotoMessage, cutout: Buffer): Promise<void> {
+    const record = await this.deps.store.importShared(
+      { ...message.photo, origin: message.from },
+      cutout,
+    );
+    if (record) this.deps.handlers.photoArrived(record, cutout);
+  }
+
+  /**
+   * The waiting photos whose time has come, one at a time (never two rounds at once); after a
+   * relay's first failure in a round, its other photos wait for the next. An entry stays in the
+   * list until it is shown, so moderation and removal read from the log meanwhile land on it, and
+   * are applied to the photo once it is in.
+   */
   private retryWaiting(): Promise<void> {
     this.retrying ??= (async () => {
-      const { logger } = this.deps;
+      const { logger, handlers } = this.deps;
+      const failed = new Set<string>();
       for (const [id, entry] of [...this.waiting]) {
         if (this.stopped) break;
         const now = Date.now();
-        if (entry.nextAt > now) continue;
-        const done = await this.fetchAndShow(entry.message).catch(() => false);
-        if (!this.waiting.has(id)) continue; // removed meanwhile
-        if (done) this.waiting.delete(id);
-        else if (now - entry.since > WAITING_GIVE_UP_MS) {
+        if (entry.nextAt > now || failed.has(entry.message.from)) continue;
+        const cutout = await this.fetchChecked(entry.message, RETRY_TRY_MS);
+        if (this.waiting.get(id) !== entry) continue; // removed meanwhile
+        if (cutout === 'gone') {
+          this.waiting.delete(id);
+        } else if (cutout) {
+          const asShown = { ...entry.message.photo };
+          await this.show(entry.message, cutout).catch((error: unknown) =>
+            logger.warn(
+              { event: 'cluster.apply-failed', photo: id, err: (error as Error).message },
+              'a photo of another relay could not be stored',
+            ),
+          );
+          const latest = entry.message.photo;
+          if (this.waiting.get(id) !== entry) await handlers.removed(id);
+          else if (latest.hidden !== asShown.hidden || latest.approved !== asShown.approved)
+            await handlers.moderated(id, { hidden: latest.hidden, approved: latest.approved });
+          this.waiting.delete(id);
+        } else if (now - entry.since > WAITING_GIVE_UP_MS) {
+          failed.add(entry.message.from);
           this.waiting.delete(id);
           logger.error(
             { event: 'cluster.cutout-given-up', photo: id, from: entry.message.url },
             'a photo of another relay was given up: its relay never gave the cut-out',
           );
         } else {
+          failed.add(entry.message.from);
           entry.tries++;
           entry.nextAt = now + Math.min(60_000, WAITING_RETRY_MS * 2 ** Math.min(entry.tries, 4));
         }

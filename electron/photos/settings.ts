@@ -78,6 +78,10 @@ export const sharedSettingsSchema = z
   })
   .strict();
 
+const SHARED_KEYS = Object.keys(sharedSettingsSchema.shape) as (keyof z.infer<
+  typeof sharedSettingsSchema
+>)[];
+
 export type SettingsPatch = z.infer<typeof patchSchema>;
 
 export class Settings {
@@ -178,13 +182,18 @@ export class Settings {
   }
 
   /**
-   * The event's settings as another relay shared them (cluster/): taken as they are (that relay
-   * checked them), listeners told. Returns false when nothing changed.
+   * The event's settings as another relay shared them (cluster/), checked by the same rules
+   * (sharedSettingsSchema: what came through Redis is not trusted), listeners told. Only the
+   * shared settings are written, never another key of the table. Returns false when nothing
+   * changed; throws E_BAD_OPTION for settings that break a rule.
    */
-  applyShared(shared: EventSettings): boolean {
+  applyShared(shared: unknown): boolean {
+    const parsed = sharedSettingsSchema.safeParse(shared);
+    if (!parsed.success)
+      throw new PhotoRelayError('E_BAD_OPTION', `Shared settings refused: ${parsed.error.message}`);
     const now = this.current();
-    if (JSON.stringify(now) === JSON.stringify({ ...now, ...shared })) return false;
-    for (const [key, value] of Object.entries(shared)) this.table.setSetting(key, value);
+    if (JSON.stringify(now) === JSON.stringify({ ...now, ...parsed.data })) return false;
+    for (const key of SHARED_KEYS) this.table.setSetting(key, parsed.data[key]);
     this.changed();
     return true;
   }

@@ -146,6 +146,8 @@ export async function createRelay(
     walls,
     lifecycle: () => lifecycle,
     baseUrls,
+    // Read once the relay runs (the cluster is made below, after the view it reports to).
+    otherRelays: () => cluster.otherRelays(),
   });
   const feed = new DashboardFeed(view, () => broadcaster, walls);
   // A PIN rotation, a saved setting or a background dropped by the processor: one path.
@@ -206,7 +208,7 @@ export async function createRelay(
   app.set('trust proxy', false);
   app.use(originPolicy(() => [...config.corsOrigins, ...cluster.peerOrigins()]));
   app.use(hostPolicy(config));
-  app.use(pagesRouter());
+  app.use(pagesRouter(() => cluster.peerOrigins()));
   if (cluster.router) app.use(cluster.router);
   app.use(
     publicRouter({

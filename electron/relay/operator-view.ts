@@ -35,6 +35,8 @@ export interface OperatorViewDeps {
   lifecycle: () => Lifecycle;
   /** LAN base URLs of the relay (http://address:port). */
   baseUrls: () => string[];
+  /** The event's other relays (several machines): a wall's link lists them to move to. */
+  otherRelays: () => string[];
 }
 
 const percentile = (values: number[], p: number): number | null => {
@@ -52,9 +54,13 @@ export class OperatorView {
     const bases = this.deps.baseUrls();
     const { pin, approvalMode, background, displayMaxEdge, model, cutoutMode } = settings.current();
     const query = pin ? `?pin=${encodeURIComponent(pin)}` : '';
+    const others = this.deps.otherRelays();
+    const relays = others.length
+      ? `${query ? '&' : '?'}relays=${encodeURIComponent(others.join(','))}`
+      : '';
     return {
       uploaderUrls: bases.map((base) => `${base}/${query}`),
-      displayUrls: bases.map((base) => `${base}/display${query}`),
+      displayUrls: bases.map((base) => `${base}/display${query}${relays}`),
       pin,
       model: engine.model.id,
       approvalMode,

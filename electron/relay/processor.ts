@@ -405,9 +405,10 @@ export class Processor {
 
   /**
    * The shared workers' cut-out (several machines), or undefined: no shared queue usable now, or
-   * a photo only this relay can make (a background image is this relay's file). Not an attempt
-   * of this relay's engine: a relay killed while its photos are with the workers does not count
-   * it against them at the next start (only a photo inside this relay's own engine is suspect).
+   * a photo only this relay can make (a background image is this relay's file). Not counted as an
+   * attempt here: a relay killed while its photos are with other machines does not count it
+   * against them at the next start. When this relay's own worker takes one of them, that worker
+   * counts it (cluster/index.ts, beforeOwnPhoto): the photo is then inside this process.
    */
   private async sharedAttempt(record: PhotoRecord) {
     const options = this.sharedInference && this.plainOptions();

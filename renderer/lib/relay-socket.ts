@@ -23,8 +23,8 @@ export interface RelaySocketHandlers {
   onMessage?: (data: string) => void;
   /**
    * Return false to stop reconnecting (the relay said this credential is no good any more),
-   * 'moved' when the caller has chosen another relay (tried at once, with the count of failures
-   * started again); anything else reconnects with backoff.
+   * 'moved' when the caller has chosen another relay (tried at once the first time); anything
+   * else reconnects with backoff.
    */
   onClose?: (failedAttempts: number, close: RelayClose) => unknown;
 }
@@ -34,6 +34,8 @@ export interface RelaySocketHandlers {
  * vanished from the Wi-Fi answers nothing at all, and the browser's own wait is minutes long.
  */
 const CONNECT_TIMEOUT_MS = 8000;
+/** Failures in a row after which a move to another relay waits its backoff like a reconnect. */
+const MOVE_AT_ONCE_UNTIL = 3;
 
 const RELAY_ORIGIN_KEY = (origin: string) => `photo-relay.wall-token:${origin}`;
 
@@ -98,8 +100,9 @@ export function openRelaySocket(
         stopped = true;
         return;
       }
-      if (again === 'moved') {
-        failed = 0;
+      // The first move is tried at once; when every relay keeps failing, the backoff holds
+      // (the count of failures goes on across moves).
+      if (again === 'moved' && failed <= MOVE_AT_ONCE_UNTIL) {
         timer = window.setTimeout(connect, 100 + Math.random() * 400);
         return;
       }

@@ -86,6 +86,8 @@ export function useRelayFeed(
     /** Every photo this page has been told of (history or live). */
     const seen = new Set<string>();
     let greeted = false;
+    /** The relays this page's wall token has opened on. */
+    const openedOn = new Set<string>();
     /** The token in hand has let this page in at least once (else it came from storage). */
     let tokenWorked = false;
     const use = (next: RelayCredential) => {
@@ -108,7 +110,10 @@ export function useRelayFeed(
       () => held.current,
       {
         onOpen: () => {
-          if ('wall' in held.current) tokenWorked = true;
+          if ('wall' in held.current) {
+            tokenWorked = true;
+            openedOn.add(relayNow.current);
+          }
           setOnline(true);
         },
         onMessage: (data) => {
@@ -117,6 +122,7 @@ export function useRelayFeed(
             setRefused(false);
             if (message.wallToken) {
               tokenWorked = true;
+              openedOn.add(relayNow.current);
               rememberWallToken(message.wallToken);
               use({ wall: message.wallToken });
             }
@@ -127,7 +133,10 @@ export function useRelayFeed(
             // goes up as arrivals (oldest first), as it would have live. At the first hello the
             // history is just the loop.
             if (greeted) {
-              const missed = message.history.filter((photo) => !seen.has(photo.id)).reverse();
+              const waiting = new Set(arrivals.current.map((photo) => photo.id));
+              const missed = message.history
+                .filter((photo) => !seen.has(photo.id) && !waiting.has(photo.id))
+                .reverse();
               arrivals.current.push(...missed);
               if (missed.length) setTick((n) => n + 1);
             }
@@ -139,7 +148,8 @@ export function useRelayFeed(
               message.photo,
               ...current.filter((photo) => photo.id !== message.photo.id),
             ]);
-            arrivals.current.push(message.photo);
+            if (!arrivals.current.some((photo) => photo.id === message.photo.id))
+              arrivals.current.push(message.photo);
             setTick((n) => n + 1);
           } else {
             setPhotos((current) => current.filter((photo) => photo.id !== message.id));
@@ -157,14 +167,11 @@ export function useRelayFeed(
             halt('pinChanged');
             return false;
           }
-          if (failedAttempts >= MOVE_AFTER_FAILURES && relays.length > 1) {
-            moveOn();
-            return 'moved';
-          }
           if (failedAttempts > 0 && !probing) {
             probing = true;
             const tried = held.current;
-            void refusalCode(relayNow.current, tried).then((code) => {
+            const triedOn = relayNow.current;
+            void refusalCode(triedOn, tried).then((code) => {
               probing = false;
               if (held.current !== tried) return;
               if (code === 'E_WALL_REVOKED' && !tokenWorked && start.pin) {
@@ -172,12 +179,19 @@ export function useRelayFeed(
                 // carries the PIN: join with the PIN again and be given a new one.
                 forgetWallToken();
                 use({ pin: start.pin });
+              } else if (code === 'E_WALL_REVOKED' && relays.length > 1 && !openedOn.has(triedOn)) {
+                // A relay this token never opened on may not have heard of it yet (it was issued
+                // elsewhere while Redis was away): not a revocation; the wall moves on.
               } else if (code === 'E_WALL_REVOKED') halt('removed');
               else if (code === 'E_PIN_WRONG' || code === 'E_PIN_REQUIRED') halt('pinChanged');
             });
           }
           // Refused again and again before opening: most likely the PIN (it may be a restart).
           if (failedAttempts > 2) setRefused(true);
+          if (failedAttempts >= MOVE_AFTER_FAILURES && relays.length > 1) {
+            moveOn();
+            return 'moved';
+          }
           // CLOSE_CODES.disconnectedByOperator, a restart, the network: reconnect.
           return true;
         },
