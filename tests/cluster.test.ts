@@ -272,6 +272,27 @@ describe.skipIf(skipReason)('several machines through Redis', () => {
     expect(timesShown(wallsB.v2, 'resent')).toBe(2);
   }, 90_000);
 
+  test('two operators click at once on two relays: both relays end the same way', async () => {
+    const sent = await upload(relayA.url, await syntheticPhoto(600, 400), { description: 'clash' });
+    const id = String(sent.body.id);
+    await until(() => timesShown(wallsB.v2, 'clash') === 1, 'B’s wall');
+    const stateOn = async (relay: typeof relayA) =>
+      (await admin<{ id: string; hidden: boolean }[]>(relay, '/photos')).find((p) => p.id === id)
+        ?.hidden;
+    for (let round = 0; round < 3; round++) {
+      await Promise.all([
+        admin(relayA, `/photos/${id}/hide`, { method: 'POST' }),
+        admin(relayB, `/photos/${id}/show`, { method: 'POST' }),
+      ]);
+      await sleep(1500);
+      await until(
+        async () => (await stateOn(relayA)) === (await stateOn(relayB)),
+        `round ${round}: A and B to agree`,
+        10_000,
+      );
+    }
+  }, 90_000);
+
   test('kill -9 the worker holding a job: another takes it and the photo arrives once', async () => {
     // Only one worker takes jobs while the photo goes in, so we know which one to kill.
     const [first, second] = workers as [ServedWorker, ServedWorker];

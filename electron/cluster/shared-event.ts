@@ -70,6 +70,12 @@ export class SharedEvent {
   private secretNow: string | undefined;
   /** By photo id: photos read from the log whose relay did not give the cut-out yet. */
   private readonly waiting = new Map<string, WaitingPhoto>();
+  /**
+   * The outbox place of this relay's latest moderation of each photo, and of its latest settings
+   * change (this run). Read back from the log, that entry is applied here too: the log's order
+   * decides, so when two operators click at once on two relays, both end where the log ends.
+   */
+  private readonly latestOwn = new Map<string, number>();
   private waitingTimer: NodeJS.Timeout | undefined;
   private retrying: Promise<void> | undefined;
 
@@ -94,7 +100,10 @@ export class SharedEvent {
     settings.onChange((now) => {
       if (this.applyingSettings) return;
       // The log carries the change to the relays reading it; the key, to relays that join later.
-      this.publish({ type: 'settings', from: this.deps.self.id, settings: sharedSettings(now) });
+      this.latestOwn.set(
+        'settings',
+        this.publish({ type: 'settings', from: this.deps.self.id, settings: sharedSettings(now) }),
+      );
       void link.client
         .set(this.deps.keys.settings, JSON.stringify(sharedSettings(now)))
         .catch(() => undefined);
@@ -122,9 +131,10 @@ export class SharedEvent {
   }
 
   /** Shares a change: kept in the outbox, sent now if Redis is there. */
-  publish(message: SharedMessage): void {
-    this.deps.store.queueShared(message);
+  publish(message: SharedMessage): number {
+    const seq = this.deps.store.queueShared(message);
     void this.flush();
+    return seq;
   }
 
   photoDone(record: PhotoRecord): void {
@@ -148,13 +158,16 @@ export class SharedEvent {
   }
 
   moderated(record: PhotoRecord): void {
-    this.publish({
-      type: 'moderated',
-      from: this.deps.self.id,
-      id: record.id,
-      hidden: record.hidden,
-      approved: record.approved,
-    });
+    this.latestOwn.set(
+      `moderated:${record.id}`,
+      this.publish({
+        type: 'moderated',
+        from: this.deps.self.id,
+        id: record.id,
+        hidden: record.hidden,
+        approved: record.approved,
+      }),
+    );
   }
 
   removed(id: string): void {
@@ -306,8 +319,19 @@ export class SharedEvent {
     return !!message.seq && message.seq <= (applied[message.from] ?? 0);
   }
 
+  /** This relay's own entry that is its latest word on the matter (see latestOwn). */
+  private isLatestOwn(message: SharedMessage): boolean {
+    const key =
+      message.type === 'moderated'
+        ? `moderated:${message.id}`
+        : message.type === 'settings'
+          ? 'settings'
+          : undefined;
+    return !!key && !!message.seq && this.latestOwn.get(key) === message.seq;
+  }
+
   private async apply(message: SharedMessage): Promise<void> {
-    if (message.from === this.deps.self.id) return;
+    if (message.from === this.deps.self.id && !this.isLatestOwn(message)) return;
     const { store, handlers } = this.deps;
     switch (message.type) {
       case 'photo': {

@@ -568,9 +568,15 @@ export class PhotoStore {
     return inserted.changes === 1 ? this.get(photo.id) : undefined;
   }
 
-  /** Keeps a change for the other relays until it is shared (cluster/shared-event.ts). */
-  queueShared(message: unknown): void {
-    this.db.prepare('INSERT INTO shared_outbox (message) VALUES (?)').run(JSON.stringify(message));
+  /**
+   * Keeps a change for the other relays until it is shared (cluster/shared-event.ts). Returns
+   * its place in the outbox (increasing, never reused).
+   */
+  queueShared(message: unknown): number {
+    const { lastInsertRowid } = this.db
+      .prepare('INSERT INTO shared_outbox (message) VALUES (?)')
+      .run(JSON.stringify(message));
+    return Number(lastInsertRowid);
   }
 
   /** The oldest changes not yet shared. */
