@@ -14,6 +14,7 @@ import {
   admin,
   redisMissingReason,
   spawnClusterRelay,
+  startTwoRelays,
   startRedis,
   stopProcess,
   type TestRedis,
@@ -48,14 +49,7 @@ describe.skipIf(skipReason)('a shared event in Chromium', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-cluster-browser-'));
     redis = await startRedis(dir);
     const env = { REDIS_URL: redis.url, REDIS_PREFIX: 'browser-event', THREADS: '1' };
-    relayA = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'a') });
-    relayB = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'b'), EVENT_PIN: '' });
-    await until(
-      async () =>
-        (await fetch(`${relayB.url}/api/join`, { headers: { 'X-Event-Pin': PIN } })).status === 200,
-      'B to take the event PIN',
-      20_000,
-    );
+    [relayA, relayB] = await startTwoRelays(dir, env);
     browser = await launchChromium();
     photo = await syntheticPhoto(900, 600);
   }, 180_000);

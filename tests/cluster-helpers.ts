@@ -113,10 +113,10 @@ export async function stopProcess(served: { child: ChildProcess; exited: Promise
   }
 }
 
+export type ClusterRelayProcess = ServedRelay & { port: number; adminToken: string };
+
 /** A relay process of a shared event. */
-export async function spawnClusterRelay(
-  env: Record<string, string>,
-): Promise<ServedRelay & { port: number; adminToken: string }> {
+export async function spawnClusterRelay(env: Record<string, string>): Promise<ClusterRelayProcess> {
   const port = await freePort();
   const adminToken = `cluster-admin-token-${port}-0123456789`;
   const served = spawnRelay({
@@ -159,4 +159,23 @@ export async function until(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Two relays of one event: A starts it (its PIN becomes the event's), B joins it without a PIN
+ * of its own; returns once B has taken the event PIN.
+ */
+export async function startTwoRelays(
+  dir: string,
+  env: Record<string, string>,
+): Promise<[ClusterRelayProcess, ClusterRelayProcess]> {
+  const relayA = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'a') });
+  const relayB = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'b'), EVENT_PIN: '' });
+  await until(
+    async () =>
+      (await fetch(`${relayB.url}/api/join`, { headers: { 'X-Event-Pin': PIN } })).status === 200,
+    'B to take the event PIN',
+    20_000,
+  );
+  return [relayA, relayB];
 }

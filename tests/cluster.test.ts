@@ -10,6 +10,7 @@ import {
   admin,
   redisMissingReason,
   spawnClusterRelay,
+  startTwoRelays,
   spawnWorker,
   startRedis,
   stopProcess,
@@ -79,15 +80,7 @@ describe.skipIf(skipReason)('several machines through Redis', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'photo-relay-cluster-'));
     redis = await startRedis(dir);
     env = { REDIS_URL: redis.url, REDIS_PREFIX: 'test-event', LOCAL_WORKER: '0', THREADS: '1' };
-    // A starts the event (its PIN becomes the event's); B joins it without a PIN of its own.
-    relayA = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'a') });
-    relayB = await spawnClusterRelay({ ...env, DATA_DIR: path.join(dir, 'b'), EVENT_PIN: '' });
-    await until(
-      async () =>
-        (await fetch(`${relayB.url}/api/join`, { headers: { 'X-Event-Pin': PIN } })).status === 200,
-      'B to take the event PIN',
-      20_000,
-    );
+    [relayA, relayB] = await startTwoRelays(dir, env);
     workers.push(await spawnWorker(env), await spawnWorker(env));
     await Promise.all(workers.map((worker) => waitWorkerReady(worker)));
     wallsA = await wallsOn(relayA);
