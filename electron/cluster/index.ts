@@ -281,7 +281,7 @@ function joinedCluster(
         worker = new InferenceWorker(link, keys, deps.engine, original, {
           concurrency: 2,
           beforeOwnPhoto: (job) => {
-            if (job.relayId === id) store.markProcessing(job.photoId);
+            if (job.relayId === id) store.countAttempt(job.photoId);
           },
         });
         const running = worker;

@@ -26,6 +26,8 @@ const UNATTENDED_CHECK_MS = 5000;
  * keeps its lock but never ends: a GPU driver hung, say). Far above any real job (seconds).
  */
 const JOB_DEADLINE_MS = 120_000;
+/** The most a photo waits for the shared workers, in line included (a line that never moves). */
+const LINE_DEADLINE_MS = 15 * 60_000;
 
 /** How long a stop waits for BullMQ to close gracefully (Redis away: it would wait for ever). */
 const CLOSE_DEADLINE_MS = 5000;
@@ -153,7 +155,9 @@ export class SharedInference {
     } catch {
       return undefined;
     }
-    const finished = added.waitUntilFinished(this.events);
+    // However long the line, a photo is not waited for past this: its relay makes it.
+    const finished = within(added.waitUntilFinished(this.events), LINE_DEADLINE_MS, undefined);
+    const active = { since: undefined as number | undefined };
     let onDown!: () => void;
     let unattended: NodeJS.Timeout | undefined;
     const down = new Promise<undefined>((resolve) => {
@@ -164,7 +168,7 @@ export class SharedInference {
       // A job a worker has held past JOB_DEADLINE_MS (counted from when it took it, not from
       // the wait in line) is made here too.
       unattended = setInterval(() => {
-        void Promise.all([this.takeBackUnattended(added), this.overdue(added)]).then(
+        void Promise.all([this.takeBackUnattended(added), this.overdue(added, active)]).then(
           ([taken, overdue]) => {
             if (taken || overdue) resolve(undefined);
           },
@@ -191,10 +195,21 @@ export class SharedInference {
     return decodeResult(bytes);
   }
 
-  /** True when a worker took the job more than JOB_DEADLINE_MS ago and it has not ended. */
-  private async overdue(job: Job<CutoutJob, CutoutReturn>): Promise<boolean> {
-    const now = await this.queue.getJob(job.id!).catch(() => undefined);
-    return !!now?.processedOn && !now.finishedOn && Date.now() - now.processedOn > JOB_DEADLINE_MS;
+  /**
+   * True when the job has been active (a worker holds it) for more than JOB_DEADLINE_MS, timed by
+   * this relay's clock from when it first saw it active (a worker's clock may be off).
+   */
+  private async overdue(
+    job: Job<CutoutJob, CutoutReturn>,
+    active: { since: number | undefined },
+  ): Promise<boolean> {
+    const state = await job.getState().catch(() => 'unknown');
+    if (state !== 'active') {
+      active.since = undefined;
+      return false;
+    }
+    active.since ??= Date.now();
+    return Date.now() - active.since > JOB_DEADLINE_MS;
   }
 
   /** True when no worker is online and the job, still waiting, was taken out of the queue. */

@@ -31,6 +31,8 @@ const LOG_MAX_ENTRIES = 200_000;
 const LOG_POSITION = 'cluster.logPosition';
 /** The newest outbox `seq` applied from each relay (entries sent twice are recognised by it). */
 const APPLIED_SEQ = 'cluster.appliedSeq';
+/** latestOwn (SharedEvent), kept across restarts: the entries not read back from the log yet. */
+const LATEST_OWN = 'cluster.latestOwn';
 /** Photos of other relays whose cut-out could not be fetched yet (kept across restarts). */
 const WAITING_PHOTOS = 'cluster.waitingPhotos';
 /** How often the waiting photos are tried again, and for how long before one is given up. */
@@ -95,12 +97,16 @@ export class SharedEvent {
 
   start(): void {
     const { link, settings } = this.deps;
+    for (const [key, seq] of Object.entries(
+      this.deps.store.getSetting<Record<string, number>>(LATEST_OWN, {}),
+    ))
+      this.latestOwn.set(key, seq);
     link.on('up', () => void this.join());
     if (link.up) void this.join();
     settings.onChange((now) => {
       if (this.applyingSettings) return;
       // The log carries the change to the relays reading it; the key, to relays that join later.
-      this.latestOwn.set(
+      this.own(
         'settings',
         this.publish({ type: 'settings', from: this.deps.self.id, settings: sharedSettings(now) }),
       );
@@ -158,7 +164,7 @@ export class SharedEvent {
   }
 
   moderated(record: PhotoRecord): void {
-    this.latestOwn.set(
+    this.own(
       `moderated:${record.id}`,
       this.publish({
         type: 'moderated',
@@ -327,7 +333,11 @@ export class SharedEvent {
         : message.type === 'settings'
           ? 'settings'
           : undefined;
-    return !!key && !!message.seq && this.latestOwn.get(key) === message.seq;
+    if (!key || !message.seq || this.latestOwn.get(key) !== message.seq) return false;
+    // Read back: from here on the log's later entries decide, as for every relay.
+    this.latestOwn.delete(key);
+    this.saveLatestOwn();
+    return true;
   }
 
   private async apply(message: SharedMessage): Promise<void> {
@@ -397,6 +407,9 @@ export class SharedEvent {
     message: PhotoMessage,
     timeoutMs: number,
   ): Promise<Buffer | 'gone' | undefined> {
+    // Not joined yet (Redis away at start): asked without the secret, a relay answers 404 as if
+    // the photo were gone. It waits until the secret is known.
+    if (!this.secretNow) return undefined;
     try {
       const cutout = await this.deps.fetchCutout(message.url, message.photo.id, timeoutMs);
       checkCutout(cutout, message.photo);
@@ -439,17 +452,21 @@ export class SharedEvent {
           this.waiting.delete(id);
         } else if (cutout) {
           const asShown = { ...entry.message.photo };
-          await this.show(entry.message, cutout).catch((error: unknown) =>
+          try {
+            await this.show(entry.message, cutout);
+            const latest = entry.message.photo;
+            if (this.waiting.get(id) !== entry) await handlers.removed(id);
+            else if (latest.hidden !== asShown.hidden || latest.approved !== asShown.approved)
+              await handlers.moderated(id, { hidden: latest.hidden, approved: latest.approved });
+            this.waiting.delete(id);
+          } catch (error) {
+            // Not stored (the disk, say): it stays in the list and is tried again.
             logger.warn(
               { event: 'cluster.apply-failed', photo: id, err: (error as Error).message },
               'a photo of another relay could not be stored',
-            ),
-          );
-          const latest = entry.message.photo;
-          if (this.waiting.get(id) !== entry) await handlers.removed(id);
-          else if (latest.hidden !== asShown.hidden || latest.approved !== asShown.approved)
-            await handlers.moderated(id, { hidden: latest.hidden, approved: latest.approved });
-          this.waiting.delete(id);
+            );
+            entry.nextAt = now + WAITING_RETRY_MS * 4;
+          }
         } else if (now - entry.since > WAITING_GIVE_UP_MS) {
           failed.add(entry.message.from);
           this.waiting.delete(id);
@@ -466,6 +483,16 @@ export class SharedEvent {
       }
     })().finally(() => (this.retrying = undefined));
     return this.retrying;
+  }
+
+  /** Remembers this relay's latest own entry on a matter (see latestOwn). */
+  private own(key: string, seq: number): void {
+    this.latestOwn.set(key, seq);
+    this.saveLatestOwn();
+  }
+
+  private saveLatestOwn(): void {
+    this.deps.store.setSetting(LATEST_OWN, Object.fromEntries(this.latestOwn));
   }
 
   private saveWaiting(): void {

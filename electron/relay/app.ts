@@ -208,7 +208,7 @@ export async function createRelay(
   app.set('trust proxy', false);
   app.use(originPolicy(() => [...config.corsOrigins, ...cluster.peerOrigins()]));
   app.use(hostPolicy(config));
-  app.use(pagesRouter(() => cluster.peerOrigins()));
+  app.use(pagesRouter());
   if (cluster.router) app.use(cluster.router);
   app.use(
     publicRouter({

@@ -33,18 +33,14 @@ function contentSecurityPolicy(host: string | undefined, others: string[] = []):
 }
 
 /**
- * The `relays=` a wall page was opened with, less its own relay (the first), and only those
- * known as relays of this event (`peers`, several machines): a link naming another machine does
- * not make the page send its credential there.
+ * The `relays=` a wall page was opened with, less its own relay (the first): plain http(s)
+ * origins only (shared/wall-relays.ts), so nothing else can enter the policy. Not narrowed to
+ * the relays this one knows now: a wall opened before another relay joined must still reach it
+ * when this one dies (the page keeps the policy it was given for as long as it stays open).
  */
-function wallAlternates(peers: () => string[]) {
-  return (req: Request): string[] => {
-    const listed = typeof req.query.relays === 'string' ? req.query.relays : undefined;
-    const known = new Set(peers());
-    return wallRelays(listed, 'http://this-relay.invalid')
-      .slice(1)
-      .filter((origin) => known.has(origin));
-  };
+function wallAlternates(req: Request): string[] {
+  const listed = typeof req.query.relays === 'string' ? req.query.relays : undefined;
+  return wallRelays(listed, 'http://this-relay.invalid').slice(1);
 }
 
 function page(file: string, alternates: (req: Request) => string[] = () => []) {
@@ -67,14 +63,11 @@ function page(file: string, alternates: (req: Request) => string[] = () => []) {
   };
 }
 
-/**
- * The uploader at /, the wall at /display, the dashboard at /admin (loopback), their assets.
- * `peers`: the origins of the event's other relays (a wall page may be told to move to them).
- */
-export function pagesRouter(peers: () => string[] = () => []): Router {
+/** The uploader at /, the wall at /display, the dashboard at /admin (loopback), their assets. */
+export function pagesRouter(): Router {
   const router = Router();
   router.get('/', page('pages/uploader/index.html'));
-  router.get('/display', page('pages/display/index.html', wallAlternates(peers)));
+  router.get('/display', page('pages/display/index.html', wallAlternates));
   // The dashboard page is static and holds no secret, but it is only ever useful here.
   const adminPage = page('pages/admin/index.html');
   router.get('/admin', (req, res) => {

@@ -374,10 +374,12 @@ export class Processor {
    * turn is taken, so the photos waiting in line hold nothing in memory.
    */
   private async attempts(record: PhotoRecord) {
-    const viaShared = await this.sharedAttempt(record);
+    // A photo attempted before (in progress at a death) takes its turns alone, here.
+    const viaShared = record.attempts > 0 ? undefined : await this.sharedAttempt(record);
     if (viaShared) return viaShared;
     const { store, changes, logger } = this.deps;
-    let attempted = record.attempts;
+    // Read again: this relay's own worker may have counted an attempt meanwhile (a crash there).
+    let attempted = store.get(record.id)?.attempts ?? record.attempts;
     for (;;) {
       const endTurn = await this.turns.take(attempted > 0);
       try {

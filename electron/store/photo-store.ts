@@ -421,6 +421,16 @@ export class PhotoStore {
     return row && toRecord(row);
   }
 
+  /**
+   * Counts an attempt of a photo already being processed (its job reached this relay's own
+   * worker, cluster/): nothing for one in line, done or failed (a stale job of an earlier try).
+   */
+  countAttempt(id: string): void {
+    this.db
+      .prepare(`UPDATE photos SET attempts = attempts + 1 WHERE id = ? AND status = 'processing'`)
+      .run(id);
+  }
+
   /** A stop interrupted this attempt (not a crash): back in line, the attempt not counted. */
   backToQueue(id: string): void {
     this.db
