@@ -21,7 +21,11 @@ export function wallRelays(relaysParam: string | null | undefined, here: string)
 
 const HOST = /^([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/i;
 
-function httpOrigin(text: string): string | undefined {
+/**
+ * The origin of an http(s) URL with a plain host name or address, else undefined: the one rule
+ * for relay addresses (a wall's `relays=`, the relays' own page origins shared through Redis).
+ */
+export function httpOrigin(text: string): string | undefined {
   if (!text) return undefined;
   try {
     const url = new URL(text);

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { freePort, PIN, spawnRelay, waitHealthy, type ServedRelay } from './relay-helpers.ts';
 
@@ -178,4 +179,21 @@ export async function startTwoRelays(
     20_000,
   );
   return [relayA, relayB];
+}
+
+/** A finished photo as a shared-log entry describes it (cluster/shared-messages.ts). */
+export function sharedPhotoEntry(overrides: Record<string, unknown> = {}) {
+  return {
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    description: 'a photo',
+    originalFilename: 'a.jpg',
+    inputFormat: 'jpeg',
+    processingTime: 10,
+    width: 100,
+    height: 100,
+    hidden: false,
+    approved: true,
+    ...overrides,
+  };
 }

@@ -8,6 +8,7 @@ import { ConfigError, loadRelayConfig } from '../electron/config/relay-config.ts
 import { WallCredentials } from '../electron/relay/wall-credentials.ts';
 import { PhotoStore } from '../electron/store/photo-store.ts';
 import { wallRelays } from '../shared/wall-relays.ts';
+import { sharedPhotoEntry } from './cluster-helpers.ts';
 
 /**
  * What a shared event takes from outside without a process to run: REDIS_URL's rule, the shared
@@ -35,18 +36,12 @@ describe('REDIS_URL', () => {
 });
 
 describe('the shared log’s entries', () => {
-  const photo = {
-    id: randomUUID(),
-    timestamp: new Date().toISOString(),
+  const photo = sharedPhotoEntry({
     description: '<img src=x onerror=alert(1)>',
-    originalFilename: 'a.jpg',
-    inputFormat: 'jpeg',
     processingTime: 12.5,
     width: 640,
     height: 480,
-    hidden: false,
-    approved: true,
-  };
+  });
   const entry = (message: unknown) => parseSharedMessage(JSON.stringify(message));
 
   test('well-formed entries are taken as they are (text is text, never HTML)', () => {

@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,6 +9,7 @@ import {
   admin,
   redisMissingReason,
   spawnClusterRelay,
+  sharedPhotoEntry,
   startTwoRelays,
   spawnWorker,
   startRedis,
@@ -216,18 +216,7 @@ describe.skipIf(skipReason)('several machines through Redis', () => {
       503,
     );
 
-    const photo = {
-      id: randomUUID(),
-      timestamp: new Date().toISOString(),
-      description: 'ghost',
-      originalFilename: 'ghost.jpg',
-      inputFormat: 'jpeg',
-      processingTime: 10,
-      width: 100,
-      height: 100,
-      hidden: false,
-      approved: true,
-    };
+    const photo = sharedPhotoEntry({ description: 'ghost', originalFilename: 'ghost.jpg' });
     const evilDir = path.join(dir, 'evil');
     // Refused: an id naming a file outside the data folder; settings with a key not shared.
     xadd({

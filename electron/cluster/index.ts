@@ -2,6 +2,7 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Router } from 'express';
 import type { ClusterRelay, ClusterStatus, ClusterWorker } from '../../shared/cluster.ts';
+import { httpOrigin } from '../../shared/wall-relays.ts';
 import type { RelayConfig } from '../config/relay-config.ts';
 import type { Engine } from '../engine/index.ts';
 import type { Settings } from '../photos/settings.ts';
@@ -94,11 +95,10 @@ function localWorkerEntry(deps: ClusterDeps, startedAt: string): ClusterWorker {
   };
 }
 
-/** `[origin]` of an http(s) URL, `[]` for anything else (one not known yet, `null`…). */
+/** `[origin]` of a relay's http(s) URL, `[]` for anything else (one not known yet, `null`…). */
 function originOf(url: string): string[] {
-  if (!URL.canParse(url)) return [];
-  const { protocol, origin } = new URL(url);
-  return protocol === 'http:' || protocol === 'https:' ? [origin] : [];
+  const origin = httpOrigin(url);
+  return origin ? [origin] : [];
 }
 
 function relayEntry(

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { EventSettings, Settings } from '../photos/settings.ts';
+import { sharedPart, type Settings } from '../photos/settings.ts';
 import type { PhotoRecord, PhotoStore, WallRow } from '../store/photo-store.ts';
 import type { Logger } from '../relay/logger.ts';
+import { identifyFormat } from '../engine/image-input.ts';
 import { ClusterFetchError } from './cluster-routes.ts';
 import type { EventKeys, RedisLink } from './redis-link.ts';
 import {
@@ -10,7 +11,6 @@ import {
   sharedMessageSchema,
   type SharedMessage,
   type SharedPhoto,
-  type SharedSettings,
 } from './shared-messages.ts';
 
 /** What this relay does with what the others did (the processor, which also tells the walls). */
@@ -49,11 +49,6 @@ interface WaitingPhoto {
   since: number;
   tries: number;
   nextAt: number;
-}
-
-function sharedSettings(settings: EventSettings): SharedSettings {
-  const { pin, background, displayMaxEdge, cutoutMode, approvalMode } = settings;
-  return { pin, background, displayMaxEdge, cutoutMode, approvalMode };
 }
 
 /**
@@ -108,10 +103,10 @@ export class SharedEvent {
       // The log carries the change to the relays reading it; the key, to relays that join later.
       this.own(
         'settings',
-        this.publish({ type: 'settings', from: this.deps.self.id, settings: sharedSettings(now) }),
+        this.publish({ type: 'settings', from: this.deps.self.id, settings: sharedPart(now) }),
       );
       void link.client
-        .set(this.deps.keys.settings, JSON.stringify(sharedSettings(now)))
+        .set(this.deps.keys.settings, JSON.stringify(sharedPart(now)))
         .catch(() => undefined);
     });
     for (const entry of this.deps.store.getSetting<WaitingPhoto[]>(WAITING_PHOTOS, [])) {
@@ -201,7 +196,7 @@ export class SharedEvent {
     try {
       await link.client.set(keys.secret, randomSecret(), 'NX');
       this.secretNow = (await link.client.get(keys.secret)) ?? undefined;
-      const mine = JSON.stringify(sharedSettings(settings.current()));
+      const mine = JSON.stringify(sharedPart(settings.current()));
       // A change made here while Redis was away is the latest decision: it replaces the shared
       // one (the outbox then tells the others). Otherwise the event's settings are adopted.
       const changedWhileAway = this.deps.store
@@ -511,14 +506,21 @@ export class SharedEvent {
 
 /** PNG bytes of the size the message says (another relay's answer is checked, not trusted). */
 function checkCutout(bytes: Buffer, photo: SharedPhoto): void {
-  const signature = '89504e470d0a1a0a';
   const ok =
     bytes.length > 24 &&
-    bytes.subarray(0, 8).toString('hex') === signature &&
+    isPng(bytes) &&
     bytes.subarray(12, 16).toString('ascii') === 'IHDR' &&
     (photo.width === null || bytes.readUInt32BE(16) === photo.width) &&
     (photo.height === null || bytes.readUInt32BE(20) === photo.height);
   if (!ok) throw new Error(`the cut-out of ${photo.id} is not the PNG its entry describes`);
+}
+
+function isPng(bytes: Buffer): boolean {
+  try {
+    return identifyFormat(bytes) === 'png';
+  } catch {
+    return false; // a format the relay refuses (HEIC, SVG…)
+  }
 }
 
 function randomSecret(): string {

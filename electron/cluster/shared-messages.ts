@@ -69,8 +69,6 @@ export const sharedMessageSchema = z.discriminatedUnion('type', [
 export type SharedMessage = z.infer<typeof sharedMessageSchema>;
 /** A finished photo as the relay that accepted it tells the others. */
 export type SharedPhoto = z.infer<typeof photo>;
-/** The settings every relay of an event shares (each machine keeps its own model install). */
-export type SharedSettings = z.infer<typeof sharedSettingsSchema>;
 
 /** An entry's text as read from the stream: the message, or why it was refused. */
 export function parseSharedMessage(

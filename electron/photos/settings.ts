@@ -78,9 +78,13 @@ export const sharedSettingsSchema = z
   })
   .strict();
 
-const SHARED_KEYS = Object.keys(sharedSettingsSchema.shape) as (keyof z.infer<
-  typeof sharedSettingsSchema
->)[];
+export type SharedSettings = z.infer<typeof sharedSettingsSchema>;
+const SHARED_KEYS = Object.keys(sharedSettingsSchema.shape) as (keyof SharedSettings)[];
+
+/** The part of the settings a relay shares with the others of its event. */
+export function sharedPart(settings: EventSettings): SharedSettings {
+  return Object.fromEntries(SHARED_KEYS.map((key) => [key, settings[key]])) as SharedSettings;
+}
 
 export type SettingsPatch = z.infer<typeof patchSchema>;
 

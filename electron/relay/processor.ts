@@ -28,15 +28,15 @@ export interface SharedChanges {
 }
 
 /**
- * The event's shared workers (cluster/inference.ts): a photo's cut-out made elsewhere, or
- * undefined when they cannot be used now (this relay's engine then makes it).
- */
-/**
  * A relay's photos in the shared queue at once: enough to keep several workers busy, few enough
  * that a relay's line is not all handed out while a worker is slow.
  */
 const SHARED_JOBS_AT_ONCE = 8;
 
+/**
+ * The event's shared workers (cluster/inference.ts): a photo's cut-out made elsewhere, or
+ * undefined when they cannot be used now (this relay's engine then makes it).
+ */
 export type SharedInferenceFn = (
   record: PhotoRecord,
   options: SegmentOptions,
@@ -423,8 +423,8 @@ export class Processor {
       changes.changed(processing);
       return await this.sharedInference(processing, options);
     } catch (error) {
-      // A worker told "no such photo" by this relay while it is still here (a secret changed
-      // under it, say): made here instead.
+      // A worker told "no such photo" while the photo is still here (it asked another machine
+      // at this relay's old address, say): made here instead.
       if (
         error instanceof PhotoRelayError &&
         error.code === 'E_PHOTO_DELETED' &&
